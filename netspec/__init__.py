@@ -1,0 +1,26 @@
+"""netspec: write a network as a YAML layer table; check it, cost it, compile it to Flax."""
+
+from .analyze import NodeReport, Report, RowReport, analyze
+from .errors import Location, SpecError
+from .graph import Graph, Head, Node, Row
+from .specfile import analyze_spec, resolve_source, zoo_dir, zoo_names
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Graph",
+    "Head",
+    "Location",
+    "Node",
+    "NodeReport",
+    "Report",
+    "Row",
+    "RowReport",
+    "SpecError",
+    "__version__",
+    "analyze",
+    "analyze_spec",
+    "resolve_source",
+    "zoo_dir",
+    "zoo_names",
+]

@@ -1,0 +1,216 @@
+"""Shape inference and cost accounting over a Graph: the data behind the paper-style table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import SpecError
+from .graph import INPUT, Graph, Node, Row
+from .layers import REGISTRY, Cost, Shape, ShapeError, format_shape
+from .rowsyntax import ExpectedCount
+
+
+@dataclass(frozen=True)
+class NodeReport:
+    """One layer instance with its inferred output shape (H, W, C) and its cost per example."""
+
+    name: str
+    op: str
+    output_shape: Shape
+    params: int
+    state: int
+    macs: int
+    train_only: bool
+
+
+@dataclass(frozen=True)
+class RowReport:
+    """One table row: output shape, depth (weight layers on its longest path), totals."""
+
+    name: str
+    type: str
+    label: str
+    window: str
+    args: tuple[Any, ...]
+    output_shape: Shape
+    depth: int
+    params: int
+    state: int
+    macs: int
+    train_only: bool
+
+
+@dataclass(frozen=True)
+class Report:
+    """The analysis of a whole network. `params` counts every trainable parameter (auxiliary
+    heads included); `inference_params` leaves out train-only rows; `state` counts buffers
+    such as batch-norm running statistics. MACs are multiply-accumulates per example."""
+
+    name: str
+    input_shape: Shape
+    rows: tuple[RowReport, ...]
+    nodes: tuple[NodeReport, ...]
+    output_shape: Shape
+    heads: tuple[tuple[str, float], ...]
+
+    @property
+    def params(self) -> int:
+        return sum(r.params for r in self.rows)
+
+    @property
+    def inference_params(self) -> int:
+        return sum(r.params for r in self.rows if not r.train_only)
+
+    @property
+    def state(self) -> int:
+        return sum(r.state for r in self.rows)
+
+    @property
+    def macs(self) -> int:
+        return sum(r.macs for r in self.rows if not r.train_only)
+
+    @property
+    def train_macs(self) -> int:
+        return sum(r.macs for r in self.rows)
+
+    def to_json(self) -> dict[str, Any]:
+        """The `netspec compile --json` object; shapes as [H, W, C] lists."""
+        return {
+            "name": self.name,
+            "input_shape": list(self.input_shape),
+            "output_shape": list(self.output_shape),
+            "rows": [
+                {
+                    "name": r.name,
+                    "type": r.type,
+                    "output_shape": list(r.output_shape),
+                    "params": r.params,
+                    "macs": r.macs,
+                    "train_only": r.train_only,
+                    "depth": r.depth,
+                    "state": r.state,
+                    "window": r.window,
+                    "args": list(r.args),
+                }
+                for r in self.rows
+            ],
+            "params": self.params,
+            "inference_params": self.inference_params,
+            "state": self.state,
+            "macs": self.macs,
+            "flops": 2 * self.macs,
+            "train_macs": self.train_macs,
+            "heads": [{"row": row, "weight": weight} for row, weight in self.heads],
+        }
+
+
+def node_error(node: Node, message: str, hint: str | None = None) -> SpecError:
+    return SpecError(message, node.origin, path=node.trail, hint=hint)
+
+
+def infer_node(node: Node, shapes: dict[str, Shape]) -> tuple[Shape, Cost]:
+    layer = REGISTRY[node.op]
+    inputs = [shapes[name] for name in node.inputs]
+    params = layer.params.model_validate(dict(node.attrs))
+    try:
+        shape = layer.output_shape(params, inputs)
+    except ShapeError as error:
+        given = ", ".join(format_shape(s) for s in inputs)
+        raise node_error(node, f"{node.op} on input {given}: {error}", error.hint) from None
+    if min(shape) < 1:
+        raise node_error(
+            node,
+            f"{node.op} turns {format_shape(inputs[0])} into {format_shape(shape)}: "
+            "the size reaches zero",
+            "the input is too small for this many downsampling steps: use a larger input, "
+            "padding=same, or fewer strided layers",
+        )
+    return shape, layer.cost(params, inputs, shape)
+
+
+def row_depth(row: Row, graph: Graph) -> int:
+    """Weight layers (conv, dense) on the longest path through the row, as the paper counts."""
+    members = set(row.nodes)
+    depth: dict[str, int] = {}
+    for name in row.nodes:
+        node = graph.node(name)
+        before = max((depth.get(i, 0) for i in node.inputs if i in members), default=0)
+        depth[name] = before + int(REGISTRY[node.op].weighted)
+    return max(depth.values(), default=0)
+
+
+def check_expectation(row: Row, report: RowReport) -> None:
+    expect = row.expect
+    if expect is None:
+        return
+    if expect.output is not None:
+        wanted = expect.output.replace("×", "x")
+        if wanted != format_shape(report.output_shape):
+            raise SpecError(
+                f"row '{row.name}' should give {wanted} but gives "
+                f"{format_shape(report.output_shape)}",
+                expect.origin,
+                path=row.name,
+                field="expect",
+            )
+    for what, text, actual in (
+        ("params", expect.params, report.params),
+        ("MACs", expect.macs, report.macs),
+    ):
+        if text is None:
+            continue
+        count = ExpectedCount.parse(text)
+        if count is None:
+            raise SpecError(
+                f"cannot read the expected {what} '{text}'",
+                expect.origin,
+                path=row.name,
+                field="expect",
+                hint="write a count like 61706, 2.7K, 128M, ~159Ki (K=1000, Ki=1024, ~ allows 2%)",
+            )
+        if not count.matches(actual):
+            raise SpecError(
+                f"row '{row.name}' should have {what} {count.describe()} but has {actual:,}",
+                expect.origin,
+                path=row.name,
+                field="expect",
+            )
+
+
+def analyze(graph: Graph) -> Report:
+    """Infer every node's shape and cost, aggregate them per row, check the expectations."""
+    shapes: dict[str, Shape] = {INPUT: graph.input_shape}
+    node_reports: dict[str, NodeReport] = {}
+    for node in graph.nodes:
+        shape, cost = infer_node(node, shapes)
+        shapes[node.name] = shape
+        node_reports[node.name] = NodeReport(
+            node.name, node.op, shape, cost.params, cost.state, cost.macs, node.train_only
+        )
+    rows = []
+    for row in graph.rows:
+        members = [node_reports[n] for n in row.nodes]
+        report = RowReport(
+            row.name,
+            row.kind,
+            row.label,
+            row.window,
+            row.args,
+            shapes[row.output],
+            row_depth(row, graph),
+            sum(m.params for m in members),
+            sum(m.state for m in members),
+            sum(m.macs for m in members),
+            row.train_only,
+        )
+        check_expectation(row, report)
+        rows.append(report)
+    return Report(
+        graph.name,
+        graph.input_shape,
+        tuple(rows),
+        tuple(node_reports.values()),
+        shapes[graph.output],
+        tuple((h.row, h.weight) for h in graph.heads),
+    )

@@ -1,0 +1,77 @@
+"""Dense, flatten, dropout and the element-wise activations."""
+
+from __future__ import annotations
+
+from typing import get_args
+
+from pydantic import Field, StrictBool
+
+from .base import (
+    Activation,
+    Cost,
+    LayerParams,
+    LayerType,
+    PositiveInt,
+    Shape,
+    register,
+    require_flat,
+)
+from .norm import same_shape
+
+
+class DenseParams(LayerParams):
+    """`dense 1000`: a fully connected layer on a flat input (paper: "linear")."""
+
+    units: PositiveInt
+    bias: StrictBool = True
+    activation: Activation = "none"
+
+
+def dense_shape(p: DenseParams, inputs: list[Shape]) -> Shape:
+    require_flat(inputs[0], "dense")
+    return (1, 1, p.units)
+
+
+def dense_cost(p: DenseParams, inputs: list[Shape], out: Shape) -> Cost:
+    features = inputs[0][2]
+    return Cost(params=features * p.units + (p.units if p.bias else 0), macs=features * p.units)
+
+
+class FlattenParams(LayerParams):
+    """`flatten`: HxWxC -> 1x1x(H*W*C), in row-major (height, width, channel) order."""
+
+
+def flatten_shape(p: FlattenParams, inputs: list[Shape]) -> Shape:
+    h, w, c = inputs[0]
+    return (1, 1, h * w * c)
+
+
+class DropoutParams(LayerParams):
+    """`dropout 0.4`: zero a fraction `rate` of activations in training only."""
+
+    rate: float = Field(ge=0, lt=1)
+
+
+class ActivationParams(LayerParams):
+    """`relu`, `tanh`, ...: an element-wise function (`fn`); softmax is over channels."""
+
+    fn: Activation
+
+
+register(
+    LayerType(
+        "dense",
+        DenseParams,
+        dense_shape,
+        dense_cost,
+        positional=("units",),
+        label="linear",
+        weighted=True,
+    )
+)
+register(LayerType("flatten", FlattenParams, flatten_shape))
+register(LayerType("dropout", DropoutParams, same_shape, positional=("rate",)))
+register(LayerType("activation", ActivationParams, same_shape, positional=("fn",)))
+for _fn in get_args(Activation):
+    if _fn not in ("none", "linear"):
+        register(LayerType(_fn, ActivationParams, same_shape, presets={"fn": _fn}))

@@ -1,0 +1,139 @@
+"""Pydantic models of the spec file format, and its JSON Schema for editors.
+
+The models check the file's structure (top-level keys, blocks, defaults, variables). Rows are
+checked one by one when they are resolved, because their values may depend on variables and
+block arguments; each layer type's own params model (netspec.layers) validates them then.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+
+from .layers import ALIASES, REGISTRY
+
+NAME_PATTERN = r"^[A-Za-z0-9_]+$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+Scalar = int | float | bool | str | None
+ROW_OPTIONS = ("from", "repeat", "if", "aux", "expect")
+"""Keys a row item may carry beside its name; they are not layer parameters."""
+
+Row = Annotated[
+    dict[str, Any],
+    Field(
+        description=(
+            "One row: `- name: TYPE args... [key=value...] [-> OUTPUT [PARAMS [MACS]]]`, "
+            "or `- name: {type: TYPE, field: value, ...}`, or an inline composite "
+            "`- name: {concat: [branches]}` / `{add: [...]}` / `[rows...]`. Beside the name a row "
+            "may set " + ", ".join(f"`{k}`" for k in ROW_OPTIONS) + "."
+        ),
+        min_length=1,
+    ),
+]
+Branch = Annotated[
+    Any,
+    Field(
+        description="A branch: one row string, a list of rows, or "
+        "`{branch_name: row or list of rows}`."
+    ),
+]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BlockDef(StrictModel):
+    """A reusable block: named arguments, its own defaults, and one body (layers, concat or add)."""
+
+    args: list[Name | dict[Name, Scalar | list[Any]]] = Field(
+        default_factory=list,
+        description="Argument names in positional order; `{name: default}` gives a default.",
+    )
+    defaults: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    doc: StrictStr | None = None
+    layers: list[Row] | None = None
+    concat: list[Branch] | None = None
+    add: list[Branch] | None = None
+
+    def body(self) -> tuple[str, list[Any]]:
+        """(kind, items) of the one body this block has."""
+        for kind in ("layers", "concat", "add"):
+            items = getattr(self, kind)
+            if items is not None:
+                return kind, items
+        raise ValueError("unreachable: validated blocks have a body")
+
+    def model_post_init(self, context: Any) -> None:
+        bodies = [k for k in ("layers", "concat", "add") if getattr(self, k) is not None]
+        if len(bodies) != 1:
+            raise ValueError(
+                "a block needs exactly one body: `layers` (a sequence), `concat` or `add` "
+                f"(parallel branches); this one has {len(bodies) or 'none'}"
+                + (f" ({', '.join(bodies)})" if bodies else "")
+            )
+
+
+class SpecModel(StrictModel):
+    """A whole network spec."""
+
+    name: StrictStr = Field(description="The network's name, e.g. googlenet.")
+    description: StrictStr | None = None
+    input: list[int | StrictStr] | StrictStr = Field(
+        description="Input size [height, width, channels] (NHWC), or `224x224x3`."
+    )
+    vars: dict[Name, Scalar | list[Any]] = Field(
+        default_factory=dict,
+        description="Variables, overridable with `--set name=value`; used as `$name` or "
+        "`${expression}`.",
+    )
+    defaults: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Default parameters per layer type, e.g. `conv: {activation: relu}`.",
+    )
+    blocks: dict[Name, BlockDef] = Field(default_factory=dict)
+    layers: list[Row] = Field(min_length=1, description="The table: one row per layer or block.")
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("name must not be empty")
+        return value
+
+
+def parse_input_size(value: Any) -> Any:
+    """`224x224x3` -> [224, 224, 3]; lists pass through."""
+    if isinstance(value, str) and re.fullmatch(r"\d+x\d+x\d+", value.strip()):
+        return [int(v) for v in value.strip().split("x")]
+    return value
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the file format, with every layer type's fields for mapping rows."""
+    schema = SpecModel.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "netspec network spec"
+    layer_forms = []
+    for name, layer in sorted(REGISTRY.items()):
+        params = layer.params.model_json_schema()
+        properties = {
+            key: {"anyOf": [prop, {"type": "string", "pattern": r"\$"}]}
+            for key, prop in params.get("properties", {}).items()
+            if key not in layer.presets
+        }
+        properties["type"] = {"const": name}
+        layer_forms.append(
+            {
+                "type": "object",
+                "description": (layer.params.__doc__ or "").strip(),
+                "properties": properties,
+                "required": ["type"],
+            }
+        )
+        schema.setdefault("$defs", {}).update(params.get("$defs", {}))
+    schema["$defs"]["LayerRow"] = {"anyOf": layer_forms}
+    schema["$defs"]["LayerType"] = {"enum": sorted([*REGISTRY, *ALIASES])}
+    return schema

@@ -1,0 +1,92 @@
+"""From a spec file (or YAML text) to its Graph and Report; where the zoo lives."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .analyze import Report, analyze
+from .errors import SpecError
+from .graph import Graph
+from .load import load_yaml
+from .resolve import resolve_spec
+from .rowsyntax import scalar
+
+SpecSource = str | os.PathLike[str]
+
+
+def zoo_dir() -> Path:
+    """The folder of bundled specs: inside the installed package, else the repository's specs/."""
+    packaged = Path(__file__).parent / "zoo"
+    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "specs"
+
+
+def zoo_names() -> list[str]:
+    return sorted(p.stem for p in zoo_dir().glob("*.yaml"))
+
+
+def find_spec(name: SpecSource) -> Path:
+    """A path as given, or the zoo spec of that name (`googlenet` -> .../googlenet.yaml)."""
+    path = Path(name)
+    if path.exists():
+        return path
+    candidate = zoo_dir() / f"{path.stem if path.suffix else path.name}.yaml"
+    if not path.parent.parts and candidate.exists():
+        return candidate
+    from .errors import did_you_mean
+
+    hint = did_you_mean(path.stem, zoo_names())
+    raise SpecError(
+        f"no such spec file: {name}",
+        hint=hint or "give a path to a .yaml file or a zoo name: " + ", ".join(zoo_names()),
+    )
+
+
+def read_source(source: SpecSource) -> tuple[str, bytes]:
+    """(filename, bytes) for a path, zoo name, or YAML text (text contains a newline or ':')."""
+    if isinstance(source, str) and (
+        "\n" in source or (":" in source and not Path(source).exists())
+    ):
+        return "<text>", source.encode("utf-8")
+    path = find_spec(source)
+    try:
+        return str(path), path.read_bytes()
+    except OSError as error:
+        raise SpecError(f"cannot read {path}: {error.strerror}") from None
+
+
+def parse_overrides(pairs: list[str] | Mapping[str, Any] | None) -> dict[str, Any]:
+    """`["num_classes=5"]` -> {"num_classes": 5}; values read as YAML 1.2 scalars."""
+    if pairs is None:
+        return {}
+    if isinstance(pairs, Mapping):
+        return dict(pairs)
+    result: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise SpecError(f"--set {pair!r}: expected NAME=VALUE, e.g. --set num_classes=5")
+        if value.strip().startswith("["):
+            result[key.strip()] = load_yaml(value, "--set")
+        else:
+            result[key.strip()] = scalar(value.strip())
+    return result
+
+
+def resolve_source(
+    source: SpecSource, overrides: list[str] | Mapping[str, Any] | None = None
+) -> Graph:
+    """Load, validate and expand a spec into its Graph."""
+    filename, data = read_source(source)
+    tree = load_yaml(data, filename)
+    text = data.decode("utf-8", errors="replace")
+    return resolve_spec(tree, filename, text, parse_overrides(overrides))
+
+
+def analyze_spec(
+    source: SpecSource, overrides: list[str] | Mapping[str, Any] | None = None
+) -> Report:
+    """The full analysis of a spec (path, zoo name or YAML text): shapes, params, MACs."""
+    return analyze(resolve_source(source, overrides))
