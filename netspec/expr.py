@@ -752,7 +752,7 @@ def _dependency_order(graph: Mapping[str, list[str]]) -> list[str]:
                 order.append(path.pop())
                 pending.pop()
             elif dependency in path:
-                cycle = [*path[path.index(dependency):], dependency]
+                cycle = [*path[path.index(dependency) :], dependency]
                 raise ExprError(
                     "variables form a cycle: " + " -> ".join(cycle),
                     field=cycle[0],

@@ -115,6 +115,8 @@ def load_file(path: str | os.PathLike[str]) -> object:
 def load_yaml(source: str | bytes, filename: str) -> object:
     """Parse one YAML document into YamlMap / YamlSeq / str / int / float / bool / None."""
     text = _decode(source, filename)
+    if _is_blank(text):  # checked before parsing: tabs on blank lines would be a syntax error
+        raise SpecError(_EMPTY_MESSAGE, Location(filename, 1, 1), hint=_EMPTY_HINT)
     try:
         root, aliases = _compose(text, filename)
         if root is None or _is_empty_scalar(root):
@@ -207,13 +209,19 @@ def _decode(source: str | bytes, filename: str) -> str:
     return text
 
 
+def _is_blank(text: str) -> bool:
+    """Only whitespace and comments."""
+    return all(not line.strip() or line.lstrip().startswith("#") for line in _BREAK.split(text))
+
+
 def _looks_binary(data: bytes) -> bool:
     """NUL bytes, or many control characters near the start, mean this is not a text file."""
     if b"\x00" in data:
         return True
     sample = data[:8192]
     controls = sum(1 for byte in sample if (byte < 0x20 and byte not in b"\t\n\r") or byte == 0x7F)
-    return controls * 20 > len(sample)
+    # A stray control character or two in real text gets a located error from `_decode` instead.
+    return controls >= 4 and controls * 20 > len(sample)
 
 
 def _encoding_error(data: bytes, err: UnicodeDecodeError, filename: str) -> SpecError:
@@ -369,8 +377,8 @@ def _syntax_error(err: MarkedYAMLError, text: str, filename: str) -> SpecError:
     problem = (err.problem or context or "not valid YAML").strip()
     message = f"invalid YAML: {problem}"
     if err.problem and context:
-        if err.context_mark and err.context_mark is not mark:
-            cm = err.context_mark
+        cm = err.context_mark
+        if cm is not None and (cm.line, cm.column) != (mark.line, mark.column):
             context += f" that starts at line {cm.line + 1}, column {cm.column + 1}"
         message += f" ({context})"
     return SpecError(message, location, hint=_syntax_hint(problem, text, mark))

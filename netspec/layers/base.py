@@ -97,7 +97,7 @@ def window_output(
 
 
 def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
-    """TensorFlow/Flax "SAME" padding along one axis: output `ceil(size/stride)`, extra pad after."""
+    """TF/Flax "SAME" padding along one axis: output `ceil(size/stride)`, extra pad after."""
     span = dilation * (kernel - 1) + 1
     out = -(-size // stride)
     total = max((out - 1) * stride + span - size, 0)
