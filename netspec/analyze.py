@@ -117,7 +117,8 @@ def infer_node(node: Node, shapes: dict[str, Shape]) -> tuple[Shape, Cost]:
         shape = layer.output_shape(params, inputs)
     except ShapeError as error:
         given = ", ".join(format_shape(s) for s in inputs)
-        raise node_error(node, f"{node.op} on input {given}: {error}", error.hint) from None
+        message = str(error) if given in str(error) else f"{error} (input {given})"
+        raise node_error(node, message, error.hint) from None
     if min(shape) < 1:
         raise node_error(
             node,

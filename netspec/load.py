@@ -385,7 +385,7 @@ def _syntax_error(err: MarkedYAMLError, text: str, filename: str) -> SpecError:
 
 
 def _syntax_hint(problem: str, text: str, mark: Mark | None) -> str | None:
-    if "tab" in problem or (mark is not None and _char_at(text, mark) == "\t"):
+    if re.search(r"\btab\b", problem) or (mark is not None and _char_at(text, mark) == "\t"):
         return "indent with spaces: YAML does not allow tabs for indentation"
     return next((hint for fragment, hint in _SYNTAX_HINTS if fragment in problem), None)
 
@@ -445,7 +445,7 @@ def _core_number(text: str) -> object:
     return float(value) if value is not _NOT_FOUND else _core_float(text)
 
 
-def _resolve_plain(text: str) -> object:
+def resolve_scalar(text: str) -> object:
     """A plain scalar under the YAML 1.2 core schema."""
     for resolve in (_core_null, _core_bool, _core_int, _core_float):
         value = resolve(text)
@@ -561,7 +561,7 @@ class _Builder:
         text, tag = node.value, node.tag
         if tag is _UNTAGGED:
             # Quoted and block scalars are always text; only plain ones are resolved.
-            return text if node.style else self._resolved(node, _resolve_plain, text)
+            return text if node.style else self._resolved(node, resolve_scalar, text)
         name = tag[len(_TAG_PREFIX) :] if tag.startswith(_TAG_PREFIX) else None
         if name in _KIND_TAGS.values():
             raise SpecError(

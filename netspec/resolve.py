@@ -22,8 +22,8 @@ from .expr import ExprError, resolve_variables, substitute
 from .graph import INPUT, Expectation, Graph, Head, Node, Row
 from .layers import ALIASES, REGISTRY, LayerType
 from .layers.base import parse_window
-from .load import YamlMap, YamlSeq
-from .rowsyntax import CompactRow, Token, TokenError, parse_compact, scalar
+from .load import YamlMap, YamlSeq, resolve_scalar
+from .rowsyntax import CompactRow, Token, TokenError, parse_compact
 from .spec import ROW_OPTIONS, BlockDef, SpecModel, parse_input_size
 from .validation import describe_validation_error, validate_model
 
@@ -181,7 +181,7 @@ class Resolver:
                     path=scope.trail,
                     field=what,
                 ) from None
-        return scalar(text)
+        return resolve_scalar(text)
 
     # ---- rows ------------------------------------------------------------------------------
 
@@ -191,6 +191,14 @@ class Resolver:
         """Take a sequence entry apart into name, body and row options."""
         if isinstance(item, YamlMap):
             names = [k for k in item if k not in ROW_OPTIONS]
+            if not names and len(item) == 1:
+                (key,) = item
+                raise SpecError(
+                    f"'{key}' is a row option, so it cannot be a row name",
+                    item.key_locs.get(key) or location,
+                    path=scope.trail,
+                    hint=f"rename the row (e.g. `{key}_head`); reserved: " + ", ".join(ROW_OPTIONS),
+                )
             if len(names) != 1:
                 keys = ", ".join(names) or "none"
                 raise SpecError(
@@ -608,8 +616,8 @@ class Resolver:
             for key in mapping:
                 if key in ("type", *ROW_OPTIONS):
                     continue
-                location = mapping.value_locs.get(key)
-                keywords[key] = (self.evaluate(mapping[key], location, scope, key), location)
+                value = self.evaluate(mapping[key], mapping.value_locs.get(key), scope, key)
+                keywords[key] = (value, mapping.key_locs.get(key))
         return positional, keywords
 
     def expand_layer(

@@ -116,25 +116,6 @@ def parse_compact(text: str) -> CompactRow:
     return row
 
 
-INT = re.compile(r"^[-+]?[0-9]+$")
-FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
-
-
-def scalar(text: str) -> object:
-    """Read a token the way YAML 1.2 reads a plain scalar: int, float, bool, null or str."""
-    if INT.match(text):
-        return int(text)
-    if FLOAT.match(text):
-        return float(text)
-    if text in ("true", "True", "TRUE"):
-        return True
-    if text in ("false", "False", "FALSE"):
-        return False
-    if text in ("null", "Null", "NULL", "~"):
-        return None
-    return text
-
-
 SIZE_SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
 COUNT = re.compile(r"^(~)?([0-9]+(?:\.[0-9]+)?)(K|M|G|Ki|Mi|Gi)?$")
 RELATIVE_TOLERANCE = 0.02

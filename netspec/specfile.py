@@ -10,9 +10,8 @@ from typing import Any
 from .analyze import Report, analyze
 from .errors import SpecError
 from .graph import Graph
-from .load import load_yaml
+from .load import load_yaml, resolve_scalar
 from .resolve import resolve_spec
-from .rowsyntax import scalar
 
 SpecSource = str | os.PathLike[str]
 
@@ -71,7 +70,7 @@ def parse_overrides(pairs: list[str] | Mapping[str, Any] | None) -> dict[str, An
         if value.strip().startswith("["):
             result[key.strip()] = load_yaml(value, "--set")
         else:
-            result[key.strip()] = scalar(value.strip())
+            result[key.strip()] = resolve_scalar(value.strip())
     return result
 
 

@@ -8,8 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from .errors import Location, SpecError, did_you_mean
-from .load import locate
-from .rowsyntax import scalar
+from .load import YamlMap, locate, resolve_scalar
 
 YAML11_BOOLEANS = {
     "yes",
@@ -41,7 +40,7 @@ def validate_model(
     try:
         return model.model_validate(values)
     except ValidationError as error:
-        first = error.errors()[0]
+        first = most_telling(error)
         name = str(first["loc"][0]) if first["loc"] else None
         location = locations.get(name, fallback) if name else fallback
         message, hint = explain(error, model, name, what)
@@ -53,8 +52,9 @@ def explain(
 ) -> tuple[str, str | None]:
     """A message and hint for the first field that failed (all union alternatives merged)."""
     problems = [e for e in error.errors() if (str(e["loc"][0]) if e["loc"] else None) == name]
-    first = problems[0]
+    first = most_telling(error) if most_telling(error) in problems else problems[0]
     fields = list(model.model_fields)
+    described = model.model_fields[name].description if name in model.model_fields else None
     if first["type"] == "extra_forbidden":
         hint = did_you_mean(name or "", fields)
         return (f"{what} has no parameter '{name}'", hint or f"{what} takes: " + ", ".join(fields))
@@ -64,7 +64,7 @@ def explain(
     expected = sorted({clean(e["msg"]) for e in problems})
     if first["type"] == "value_error" or first["type"].startswith("value_"):
         return clean(first["msg"]), None
-    message = f"{value!r} is not valid: expected " + " or ".join(expected)
+    message = f"{value!r} is not valid: expected " + (described or " or ".join(expected))
     hint = None
     if isinstance(value, str) and value in YAML11_BOOLEANS:
         hint = f"'{value}' is not a boolean in netspec (YAML 1.2): write true or false"
@@ -80,9 +80,15 @@ def explain(
             if w.strip()
         ]
         hint = did_you_mean(value, [w.strip() for w in words])
-        if isinstance(scalar(value), str) and any("integer" in e for e in expected):
+        if isinstance(resolve_scalar(value), str) and any("integer" in e for e in expected):
             hint = hint or "numbers are written without quotes or units"
     return message, hint
+
+
+def most_telling(error: ValidationError) -> Any:
+    """The error to show: an unknown key first (a typo often also makes a key 'missing')."""
+    errors = error.errors()
+    return next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
 
 
 def clean(message: str) -> str:
@@ -95,7 +101,7 @@ def clean(message: str) -> str:
 
 def describe_validation_error(error: ValidationError, data: Any, what: str) -> SpecError:
     """A SpecError for the first problem in a whole-file model, located via the YAML data."""
-    first = error.errors()[0]
+    first = most_telling(error)
     loc = tuple(first["loc"])
     location: Location | None = locate(data, loc)
     path = ".".join(str(p) for p in loc)
@@ -103,6 +109,11 @@ def describe_validation_error(error: ValidationError, data: Any, what: str) -> S
     if kind == "extra_forbidden":
         parent_fields = fields_at(loc[:-1])
         key = str(loc[-1])
+        parent = data
+        for part in loc[:-1]:
+            parent = parent[part] if isinstance(parent, dict | list) else None
+        if isinstance(parent, YamlMap) and key in parent.key_locs:
+            location = parent.key_locs[key]
         return SpecError(
             f"unknown key '{key}'",
             location,

@@ -27,7 +27,10 @@ class ShapeError(ValueError):
 
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
-Pair = PositiveInt | tuple[PositiveInt, PositiveInt]
+Pair = Annotated[
+    PositiveInt | tuple[PositiveInt, PositiveInt],
+    Field(description="a positive integer, or [height, width] such as [1, 7]"),
+]
 """A square size `3` or an asymmetric `(height, width)` such as `(1, 7)`."""
 
 ExplicitPadding = (
@@ -37,7 +40,10 @@ ExplicitPadding = (
 )
 """`p` on every side, `(ph, pw)` per axis, or `((top, bottom), (left, right))`."""
 
-Padding = Literal["same", "valid"] | ExplicitPadding
+Padding = Annotated[
+    Literal["same", "valid"] | ExplicitPadding,
+    Field(description="same, valid, or pixels: p, [ph, pw] or [[top, bottom], [left, right]]"),
+]
 
 Activation = Literal[
     "none",

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from .base import ExplicitPadding, LayerParams, LayerType, Shape, explicit_padding, register
 
 
 class ZeroPadParams(LayerParams):
     """`zeropad 3`: add zeros; `p`, `[ph, pw]` or `[[top, bottom], [left, right]]` pixels."""
 
-    padding: ExplicitPadding
+    padding: ExplicitPadding = Field(
+        description="pixels: p, [ph, pw] or [[top, bottom], [left, right]]"
+    )
 
 
 def zeropad_shape(p: ZeroPadParams, inputs: list[Shape]) -> Shape:
