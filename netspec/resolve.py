@@ -31,6 +31,7 @@ MAX_NODES = 20_000
 MAX_REPEAT = 1_000
 MAX_BLOCK_DEPTH = 32
 COMPOSITES = ("concat", "add", "layers")
+EXPECTATIONS = ("output", "params", "macs")
 
 
 @dataclass
@@ -87,6 +88,7 @@ class RowItem:
     options: dict[str, Field]
     location: Location | None
     explicit_name: bool
+    compact: CompactRow | None = None
 
 
 class Resolver:
@@ -241,28 +243,6 @@ class Resolver:
                 hint="give every row of a sequence its own name",
             )
 
-    def auto_names(self, items: list[Any], prefix: str) -> list[str]:
-        """Names for unnamed entries: their type (`conv`), numbered when it repeats (`conv_1`)."""
-        kinds = []
-        for i, item in enumerate(items):
-            if isinstance(item, str) and item.split():
-                kinds.append(item.split()[0].replace("$", "").replace("{", "").replace("}", ""))
-            else:
-                kinds.append(f"{prefix}{i}")
-        kinds = [
-            k if k.replace("_", "a").isalnum() else f"{prefix}{i}" for i, k in enumerate(kinds)
-        ]
-        counts = {k: kinds.count(k) for k in kinds}
-        seen: dict[str, int] = {}
-        names = []
-        for kind in kinds:
-            if counts[kind] == 1:
-                names.append(kind)
-            else:
-                names.append(f"{kind}_{seen.get(kind, 0)}")
-                seen[kind] = seen.get(kind, 0) + 1
-        return names
-
     def expand_sequence(
         self, items: Any, location: Location | None, scope: Scope, top_level: bool = False
     ) -> str:
@@ -271,11 +251,13 @@ class Resolver:
             raise SpecError(
                 f"expected a list of rows, got {type_name(items)}", location, path=scope.trail
             )
-        names = self.auto_names(items, "layer")
+        names = auto_names(items, "layer")
         chain = scope.input
         for index, raw in enumerate(items):
             item_location = self.value_location(items, index) or location
-            item = self.split_item(raw, item_location, index, scope, names)
+            item = self.gather_options(
+                self.split_item(raw, item_location, index, scope, names), scope
+            )
             item_scope = replace(scope, trail=f"{scope.trail} > {item.name}".lstrip(" >"))
             if top_level:
                 item_scope.table_row = item.name
@@ -293,28 +275,7 @@ class Resolver:
         self, item: RowItem, scope: Scope, chain: str, top_level: bool
     ) -> tuple[str, bool]:
         """Expand one row (maybe repeated); returns (output node, whether it is an aux head)."""
-        body, options = item.body, dict(item.options)
-        compact = None
-        if isinstance(body, str):
-            compact = self.parse_row_string(body, item.body_location, scope)
-            for key in ROW_OPTIONS:
-                if key in compact.keywords:
-                    token = compact.keywords.pop(key)
-                    options[key] = Field(token, item.body_location)
-            if compact.expect:
-                options["expect"] = Field(compact.expect, item.body_location)
-        elif isinstance(body, YamlMap):
-            for key in ROW_OPTIONS:
-                if key in body:
-                    options[key] = Field(body[key], body.value_locs.get(key))
-        elif body is None:
-            raise SpecError(
-                f"row '{item.name}' is empty",
-                item.location,
-                path=scope.trail,
-                hint=f"write e.g. `- {item.name}: conv 3x3 64`",
-            )
-
+        body, options, compact = item.body, item.options, item.compact
         if "if" in options and not self.option_bool(options["if"], scope, "if"):
             return chain, False
         weight = self.option_aux(options.get("aux"), scope)
@@ -349,6 +310,31 @@ class Resolver:
         if weight is not None:
             self.heads.append(Head(scope.table_row if top_level else item.name, output, weight))
         return output, weight is not None
+
+    def gather_options(self, item: RowItem, scope: Scope) -> RowItem:
+        """Parse a compact body once and collect the row options wherever they are written:
+        beside the name, as `key=value` / `->` in the compact form, or inside a mapping body."""
+        body, options = item.body, dict(item.options)
+        compact = None
+        if isinstance(body, str):
+            compact = self.parse_row_string(body, item.body_location, scope)
+            for key in ROW_OPTIONS:
+                if key in compact.keywords:
+                    options[key] = Field(compact.keywords.pop(key), item.body_location)
+            if compact.expect:
+                options["expect"] = Field(compact.expect, item.body_location)
+        elif isinstance(body, YamlMap):
+            for key in ROW_OPTIONS:
+                if key in body:
+                    options[key] = Field(body[key], body.value_locs.get(key))
+        elif body is None:
+            raise SpecError(
+                f"row '{item.name}' is empty",
+                item.location,
+                path=scope.trail,
+                hint=f"write e.g. `- {item.name}: conv 3x3 64`",
+            )
+        return replace(item, options=options, compact=compact)
 
     def parse_row_string(self, text: str, location: Location | None, scope: Scope) -> CompactRow:
         try:
@@ -455,7 +441,8 @@ class Resolver:
         path: str,
     ) -> str:
         if compact is not None:
-            return self.expand_call(compact.type.text, compact, None, item, scope, inputs, path)
+            kind = self.evaluate_token(compact.type, item.body_location, scope, "type")
+            return self.expand_call(str(kind), compact, None, item, scope, inputs, path)
         if isinstance(body, list):
             return self.expand_inline("layers", body, item.body_location, scope, inputs, path)
         if isinstance(body, YamlMap):
@@ -523,11 +510,13 @@ class Resolver:
             raise SpecError(
                 f"`{kind}` needs a list of at least two branches", location, path=scope.trail
             )
-        names = self.auto_names([None] * len(items), "b")
+        names = auto_names([None] * len(items), "b")
         outputs = []
         for index, raw in enumerate(items):
             branch_location = self.value_location(items, index) or location
-            item = self.split_item(raw, branch_location, index, child, names)
+            item = self.gather_options(
+                self.split_item(raw, branch_location, index, child, names), child
+            )
             branch_scope = replace(child, trail=f"{child.trail} > {item.name}")
             output, is_aux = self.expand_row(item, branch_scope, source, False)
             if is_aux:
@@ -871,7 +860,7 @@ class Resolver:
         nodes = tuple(n.name for n in self.nodes[start:])
         body = item.body
         kind, label, window, args = "", "", "", ()
-        compact = parse_compact(body) if isinstance(body, str) else None
+        compact = item.compact
         type_word = (
             compact.type.text
             if compact
@@ -894,8 +883,8 @@ class Resolver:
         else:
             kind, label = "layers", "sequence"
         expect = None
-        if "expect" in item.options or (compact and compact.expect):
-            expect = self.parse_expectation(item, compact)
+        if "expect" in item.options:
+            expect = self.parse_expectation(item, scope)
         self.rows.append(
             Row(item.name, kind, label, nodes, output, item.location, window, args, is_aux, expect)
         )
@@ -913,28 +902,29 @@ class Resolver:
             str(stride[0]) if stride[0] == stride[1] else f"{stride[0]}x{stride[1]}"
         )
 
-    def parse_expectation(self, item: RowItem, compact: CompactRow | None) -> Expectation:
-        if compact is not None and compact.expect:
-            parts = [t.text for t in compact.expect]
-            location = self.token_location(item.body_location, compact.expect[0].offset)
-        else:
-            option = item.options["expect"]
-            location = option.location
-            raw = option.value
-            if isinstance(raw, YamlMap):
-                unknown = [k for k in raw if k not in ("output", "params", "macs")]
-                if unknown:
-                    raise SpecError(
-                        f"unknown expectation '{unknown[0]}'",
-                        raw.key_locs.get(unknown[0]),
-                        path=item.name,
-                        hint=did_you_mean(unknown[0], ("output", "params", "macs"))
-                        or "expect takes output, params and macs",
-                    )
-                return Expectation(
-                    *(str_or_none(raw.get(k)) for k in ("output", "params", "macs")), location
+    def parse_expectation(self, item: RowItem, scope: Scope) -> Expectation:
+        """The row's expectation, variables substituted (`-> 1x1x$num_classes` works)."""
+        option = item.options["expect"]
+        raw, location = option.value, option.location
+        if isinstance(raw, list) and raw and isinstance(raw[0], Token):
+            location = self.token_location(option.location, raw[0].offset)
+            parts = [str(self.evaluate(t.text, location, scope, "expect")) for t in raw]
+        elif isinstance(raw, YamlMap):
+            unknown = [k for k in raw if k not in EXPECTATIONS]
+            if unknown:
+                raise SpecError(
+                    f"unknown expectation '{unknown[0]}'",
+                    raw.key_locs.get(unknown[0]),
+                    path=item.name,
+                    hint=did_you_mean(unknown[0], EXPECTATIONS)
+                    or "expect takes output, params and macs",
                 )
-            parts = str(raw).split()
+            parts = [
+                None if raw.get(k) is None else str(self.evaluate(raw[k], location, scope, k))
+                for k in EXPECTATIONS
+            ]
+        else:
+            parts = str(self.evaluate(raw, location, scope, "expect")).split()
         if len(parts) > 3:
             raise SpecError(
                 "expect takes at most three values: output size, params, MACs",
@@ -1043,6 +1033,27 @@ class Resolver:
         return (values[0], values[1], values[2])
 
 
+def auto_names(items: list[Any], prefix: str) -> list[str]:
+    """Names for unnamed entries: their type (`conv`), numbered when it repeats (`conv_1`)."""
+    kinds = []
+    for i, item in enumerate(items):
+        if isinstance(item, str) and item.split():
+            kinds.append(item.split()[0].replace("$", "").replace("{", "").replace("}", ""))
+        else:
+            kinds.append(f"{prefix}{i}")
+    kinds = [k if k.replace("_", "a").isalnum() else f"{prefix}{i}" for i, k in enumerate(kinds)]
+    counts = {k: kinds.count(k) for k in kinds}
+    seen: dict[str, int] = {}
+    names = []
+    for kind in kinds:
+        if counts[kind] == 1:
+            names.append(kind)
+        else:
+            names.append(f"{kind}_{seen.get(kind, 0)}")
+            seen[kind] = seen.get(kind, 0) + 1
+    return names
+
+
 def type_name(value: Any) -> str:
     if isinstance(value, Mapping):
         return "a mapping"
@@ -1051,10 +1062,6 @@ def type_name(value: Any) -> str:
     if value is None:
         return "nothing (null)"
     return f"{type(value).__name__} {value!r}"
-
-
-def str_or_none(value: Any) -> str | None:
-    return None if value is None else str(value)
 
 
 def usage_of(layer: LayerType) -> str:

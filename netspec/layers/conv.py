@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import StrictBool, model_validator
 
+from ..shapes import pair
 from .base import (
     Activation,
     Cost,
@@ -14,7 +15,6 @@ from .base import (
     PositiveInt,
     Shape,
     ShapeError,
-    pair,
     register,
     sliding_window_shape,
 )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .base import ExplicitPadding, LayerParams, LayerType, Shape, explicit_padding, register
+from ..shapes import explicit_padding
+from .base import ExplicitPadding, LayerParams, LayerType, Shape, register
 
 
 class ZeroPadParams(LayerParams):

@@ -6,16 +6,8 @@ from typing import Literal
 
 from pydantic import StrictBool
 
-from .base import (
-    LayerParams,
-    LayerType,
-    Padding,
-    Pair,
-    Shape,
-    pair,
-    register,
-    sliding_window_shape,
-)
+from ..shapes import pair
+from .base import LayerParams, LayerType, Padding, Pair, Shape, register, sliding_window_shape
 
 
 class PoolParams(LayerParams):
