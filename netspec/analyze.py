@@ -118,7 +118,10 @@ def infer_node(node: Node, shapes: dict[str, Shape]) -> tuple[Shape, Cost]:
     except ShapeError as error:
         given = ", ".join(format_shape(s) for s in inputs)
         message = str(error) if given in str(error) else f"{error} (input {given})"
-        raise node_error(node, message, error.hint) from None
+        location = node.field_origins.get(error.field or "", node.origin)
+        raise SpecError(
+            message, location, path=node.trail, field=error.field, hint=error.hint
+        ) from None
     if min(shape) < 1:
         raise node_error(
             node,
@@ -142,38 +145,30 @@ def row_depth(row: Row, graph: Graph) -> int:
 
 
 def check_expectation(row: Row, report: RowReport) -> None:
+    """Compare a row with what its `expect` says; the error points at the part that differs."""
     expect = row.expect
     if expect is None:
         return
+    where = list(expect.origins) + [expect.origin] * 3
     if expect.output is not None:
         wanted = expect.output.replace("×", "x")
         if wanted != format_shape(report.output_shape):
             raise SpecError(
                 f"row '{row.name}' should give {wanted} but gives "
                 f"{format_shape(report.output_shape)}",
-                expect.origin,
+                where[0] or expect.origin,
                 path=row.name,
                 field="expect",
             )
-    for what, text, actual in (
-        ("params", expect.params, report.params),
-        ("MACs", expect.macs, report.macs),
+    for index, what, text, actual in (
+        (1, "params", expect.params, report.params),
+        (2, "MACs", expect.macs, report.macs),
     ):
-        if text is None:
-            continue
-        count = ExpectedCount.parse(text)
-        if count is None:
-            raise SpecError(
-                f"cannot read the expected {what} '{text}'",
-                expect.origin,
-                path=row.name,
-                field="expect",
-                hint="write a count like 61706, 2.7K, 128M, ~159Ki (K=1000, Ki=1024, ~ allows 2%)",
-            )
-        if not count.matches(actual):
+        count = ExpectedCount.parse(text) if text is not None else None
+        if count is not None and not count.matches(actual):
             raise SpecError(
                 f"row '{row.name}' should have {what} {count.describe()} but has {actual:,}",
-                expect.origin,
+                where[index] or expect.origin,
                 path=row.name,
                 field="expect",
             )

@@ -58,12 +58,12 @@ class SpecError(Exception):
         return self
 
     def __str__(self) -> str:
-        head = [str(self.location) if self.location else "<spec>"]
+        head = [str(self.location)] if self.location else []
         if self.path:
             head.append(self.path)
         if self.field:
             head.append(self.field)
-        text = ": ".join(head) + ": " + self.message
+        text = "".join(f"{part}: " for part in head) + self.message
         if self.hint:
             text += "\n  " + self.hint
         return text

@@ -18,7 +18,8 @@ class Node:
 
     `name` is its full path (`inception_3a/3x3/conv_1`), `op` its layer type, `attrs` its
     validated parameters, `inputs` the names of the nodes it reads (or INPUT), `row` the table
-    row it belongs to, `origin` where the spec wrote it and `trail` the row/block path there.
+    row it belongs to, `origin` where the spec wrote it, `trail` the row/block path there and
+    `field_origins` where each parameter's value was written (for errors about one field).
     """
 
     name: str
@@ -29,6 +30,7 @@ class Node:
     origin: Location | None = None
     trail: str = ""
     train_only: bool = False
+    field_origins: Mapping[str, Location] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class Expectation:
     params: str | None = None
     macs: str | None = None
     origin: Location | None = None
+    origins: tuple[Location | None, ...] = ()
+    """Where each of output, params and macs is written."""
 
 
 @dataclass(frozen=True)

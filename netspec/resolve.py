@@ -11,9 +11,10 @@ Scoping rules (documented in docs/spec-format.md):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
@@ -22,8 +23,8 @@ from .expr import ExprError, resolve_variables, substitute
 from .graph import INPUT, Expectation, Graph, Head, Node, Row
 from .layers import ALIASES, REGISTRY, LayerType
 from .layers.base import parse_window
-from .load import YamlMap, YamlSeq, resolve_scalar
-from .rowsyntax import CompactRow, Token, TokenError, parse_compact
+from .load import YamlMap, YamlSeq, load_yaml, resolve_scalar
+from .rowsyntax import CompactRow, ExpectedCount, Token, TokenError, parse_compact, tokenize
 from .spec import ROW_OPTIONS, BlockDef, SpecModel, parse_input_size
 from .validation import describe_validation_error, validate_model
 
@@ -76,6 +77,18 @@ class Scope:
             names.extend(scope.names)
             scope = scope.parent
         return names
+
+
+class TooManyNodes(SpecError):
+    """The expansion passed MAX_NODES; a `repeat` that caused it re-raises at its count."""
+
+
+class Keyword(NamedTuple):
+    """A `key=value` argument: its value, where the value and where the key is written."""
+
+    value: Any
+    location: Location | None
+    key_location: Location | None
 
 
 @dataclass
@@ -172,8 +185,6 @@ class Resolver:
         self, text: str, location: Location | None, scope: Scope, what: str
     ) -> Any:
         if text.startswith("["):
-            from .load import load_yaml
-
             try:
                 return load_yaml(text, self.filename)
             except SpecError as error:
@@ -183,7 +194,15 @@ class Resolver:
                     path=scope.trail,
                     field=what,
                 ) from None
-        return resolve_scalar(text)
+        try:
+            return resolve_scalar(text)
+        except ValueError:  # Python refuses to convert integers of more than 4300 digits
+            raise SpecError(
+                f"the number {text[:20]}... has too many digits",
+                location,
+                path=scope.trail,
+                field=what,
+            ) from None
 
     # ---- rows ------------------------------------------------------------------------------
 
@@ -233,7 +252,14 @@ class Resolver:
                 path=scope.trail,
                 hint="names become parameter paths, e.g. inception_3a/3x3/conv",
             )
-        if name in scope.names or name == INPUT:
+        if name == INPUT:
+            raise SpecError(
+                f"'{INPUT}' is reserved: it names the input of the network or block",
+                location,
+                path=scope.trail,
+                hint="rename the row, e.g. `stem`",
+            )
+        if name in scope.names:
             first = scope.name_locations.get(name)
             where = f" (first used at line {first.line})" if first else ""
             raise SpecError(
@@ -298,13 +324,25 @@ class Resolver:
         else:
             output = None
             current = inputs
+            start = len(self.nodes)
             for i in range(repeat):
                 repeat_scope = replace(
                     scope, variables={**scope.variables, "i": i}, trail=f"{scope.trail}[{i}]"
                 )
-                output = self.expand_body(
-                    item, body, compact, repeat_scope, current, f"{scope.prefix}{item.name}/{i}"
-                )
+                try:
+                    output = self.expand_body(
+                        item, body, compact, repeat_scope, current, f"{scope.prefix}{item.name}/{i}"
+                    )
+                except TooManyNodes:
+                    per_copy = max((len(self.nodes) - start) // max(i, 1), 1)
+                    raise TooManyNodes(
+                        f"repeat={repeat} of about {per_copy} layers each expands past the limit "
+                        f"of {MAX_NODES} layers",
+                        self.option_location(options["repeat"]),
+                        path=scope.trail,
+                        field="repeat",
+                        hint="lower the repeat count",
+                    ) from None
                 current = [output]
             assert output is not None
         if weight is not None:
@@ -354,6 +392,11 @@ class Resolver:
             location = self.token_location(option.location, option.value.offset)
             return self.evaluate_token(option.value, option.location, scope, what), location
         return self.evaluate(option.value, option.location, scope, what), option.location
+
+    def option_location(self, option: Field) -> Location | None:
+        if isinstance(option.value, Token):
+            return self.token_location(option.location, option.value.offset)
+        return option.location
 
     def option_bool(self, option: Field, scope: Scope, what: str) -> bool:
         value, location = self.option_value(option, scope, what)
@@ -467,7 +510,7 @@ class Resolver:
                         hint=f"a `{kind}` row holds only its list and " + ", ".join(ROW_OPTIONS),
                     )
                 return self.expand_inline(
-                    kind, body[kind], body.value_locs.get(kind), scope, inputs, path
+                    kind, body[kind], body.key_locs.get(kind), scope, inputs, path
                 )
             raise SpecError(
                 "a mapping row needs `type` (a layer or block) or one of "
@@ -583,10 +626,10 @@ class Resolver:
         item: RowItem,
         scope: Scope,
         what: str,
-    ) -> tuple[list[tuple[Any, Location | None]], dict[str, tuple[Any, Location | None]]]:
+    ) -> tuple[list[tuple[Any, Location | None]], dict[str, Keyword]]:
         """Evaluated positional and keyword arguments of a row, each with its location."""
         positional: list[tuple[Any, Location | None]] = []
-        keywords: dict[str, tuple[Any, Location | None]] = {}
+        keywords: dict[str, Keyword] = {}
         if compact is not None:
             base = item.body_location
             for token in compact.positional:
@@ -597,16 +640,18 @@ class Resolver:
                     )
                 )
             for key, token in compact.keywords.items():
-                keywords[key] = (
+                keywords[key] = Keyword(
                     self.evaluate_token(token, base, scope, key),
+                    self.token_location(base, token.offset),
                     self.token_location(base, token.offset - len(key) - 1),
                 )
         elif mapping is not None:
             for key in mapping:
                 if key in ("type", *ROW_OPTIONS):
                     continue
-                value = self.evaluate(mapping[key], mapping.value_locs.get(key), scope, key)
-                keywords[key] = (value, mapping.key_locs.get(key))
+                location = mapping.value_locs.get(key)
+                value = self.evaluate(mapping[key], location, scope, key)
+                keywords[key] = Keyword(value, location, mapping.key_locs.get(key))
         return positional, keywords
 
     def expand_layer(
@@ -622,8 +667,9 @@ class Resolver:
         positional, keywords = self.collect_arguments(compact, mapping, item, scope, layer.name)
         values: dict[str, Any] = {}
         locations: dict[str, Location | None] = {}
+        key_locations = {key: keyword.key_location for key, keyword in keywords.items()}
         self.assign_positional(layer, positional, values, locations, item, scope)
-        for key, (value, location) in keywords.items():
+        for key, (value, location, _) in keywords.items():
             if key in values:
                 raise SpecError(
                     f"'{key}' is given twice (positionally and as {key}=)",
@@ -652,9 +698,16 @@ class Resolver:
                     path=scope.trail,
                     field=key,
                 )
-        merged = {**self.defaults_for(layer.name, scope), **values, **layer.presets}
+        defaults, default_locations = self.defaults_for(layer.name, scope)
+        merged = {**defaults, **values, **layer.presets}
         params = validate_model(
-            layer.params, merged, locations, item.body_location, scope.trail, layer.name
+            layer.params,
+            merged,
+            {**default_locations, **locations},
+            item.body_location,
+            scope.trail,
+            layer.name,
+            key_locations,
         )
         count = layer.inputs
         if len(inputs) < count[0] or (count[1] is not None and len(inputs) > count[1]):
@@ -670,7 +723,15 @@ class Resolver:
                     else "merge the inputs first with an `add` or `concat` row"
                 ),
             )
-        return self.emit(path, layer.name, params.model_dump(), inputs, item.body_location, scope)
+        return self.emit(
+            path,
+            layer.name,
+            params.model_dump(),
+            inputs,
+            item.body_location,
+            scope,
+            {k: v for k, v in {**default_locations, **locations}.items() if v is not None},
+        )
 
     def assign_positional(
         self,
@@ -712,15 +773,20 @@ class Resolver:
             else:
                 values[slot], locations[slot] = value, location
 
-    def defaults_for(self, layer: str, scope: Scope) -> dict[str, Any]:
+    def defaults_for(
+        self, layer: str, scope: Scope
+    ) -> tuple[dict[str, Any], dict[str, Location | None]]:
+        """The defaults that apply to a row of this layer type, and where each was written."""
         merged: dict[str, Any] = {}
+        locations: dict[str, Location | None] = {}
         for defaults in scope.defaults:
             entry = defaults.get(layer)
             if isinstance(entry, Mapping):
                 for key, raw in entry.items():
                     location = entry.value_locs.get(key) if isinstance(entry, YamlMap) else None
                     merged[key] = self.evaluate(raw, location, scope, key)
-        return merged
+                    locations[key] = location
+        return merged, locations
 
     def expand_block(
         self,
@@ -773,7 +839,7 @@ class Resolver:
         name: str,
         block: BlockDef,
         positional: list[tuple[Any, Location | None]],
-        keywords: dict[str, tuple[Any, Location | None]],
+        keywords: dict[str, Keyword],
         item: RowItem,
         scope: Scope,
     ) -> dict[str, Any]:
@@ -797,7 +863,7 @@ class Resolver:
         bound: dict[str, Any] = {}
         for (key, _, _), (value, _) in zip(params, positional, strict=False):
             bound[key] = value
-        for key, (value, location) in keywords.items():
+        for key, (value, _, location) in keywords.items():
             if key not in names:
                 raise SpecError(
                     f"block '{name}' has no argument '{key}'",
@@ -830,9 +896,10 @@ class Resolver:
         inputs: list[str],
         location: Location | None,
         scope: Scope,
+        field_origins: dict[str, Location] | None = None,
     ) -> str:
         if len(self.nodes) >= MAX_NODES:
-            raise SpecError(
+            raise TooManyNodes(
                 f"the spec expands to more than {MAX_NODES} layers",
                 location,
                 path=scope.trail,
@@ -848,6 +915,7 @@ class Resolver:
                 location,
                 scope.trail,
                 scope.train_only,
+                field_origins or {},
             )
         )
         return name
@@ -903,12 +971,13 @@ class Resolver:
         )
 
     def parse_expectation(self, item: RowItem, scope: Scope) -> Expectation:
-        """The row's expectation, variables substituted (`-> 1x1x$num_classes` works)."""
+        """The row's expectation: output size, params and MACs, each with where it is written,
+        variables substituted (`-> 1x1x$num_classes` works)."""
         option = item.options["expect"]
-        raw, location = option.value, option.location
+        raw = option.value
+        parts: list[tuple[Any, Location | None]]
         if isinstance(raw, list) and raw and isinstance(raw[0], Token):
-            location = self.token_location(option.location, raw[0].offset)
-            parts = [str(self.evaluate(t.text, location, scope, "expect")) for t in raw]
+            parts = [(t.text, self.token_location(option.location, t.offset)) for t in raw]
         elif isinstance(raw, YamlMap):
             unknown = [k for k in raw if k not in EXPECTATIONS]
             if unknown:
@@ -919,20 +988,55 @@ class Resolver:
                     hint=did_you_mean(unknown[0], EXPECTATIONS)
                     or "expect takes output, params and macs",
                 )
+            parts = [(raw.get(k), raw.value_locs.get(k)) for k in EXPECTATIONS]
+        elif isinstance(raw, str | int):
             parts = [
-                None if raw.get(k) is None else str(self.evaluate(raw[k], location, scope, k))
-                for k in EXPECTATIONS
+                (t.text, self.token_location(option.location, t.offset)) for t in tokenize(str(raw))
             ]
         else:
-            parts = str(self.evaluate(raw, location, scope, "expect")).split()
+            raise SpecError(
+                "expect is a string such as `28x28x256 159K 128M` (output, params, MACs) or a "
+                "mapping {output: ..., params: ..., macs: ...}",
+                option.location,
+                path=item.name,
+                field="expect",
+            )
         if len(parts) > 3:
             raise SpecError(
                 "expect takes at most three values: output size, params, MACs",
-                location,
+                parts[3][1],
                 path=item.name,
+                field="expect",
             )
-        parts += [None] * (3 - len(parts))
-        return Expectation(parts[0], parts[1], parts[2], location)
+        parts += [(None, None)] * (3 - len(parts))
+        values = [
+            None if value is None else str(self.evaluate(value, location, scope, "expect"))
+            for value, location in parts
+        ]
+        self.check_expectation_form(values, [loc for _, loc in parts], item.name)
+        return Expectation(*values, parts[0][1] or option.location, tuple(loc for _, loc in parts))
+
+    def check_expectation_form(
+        self, values: list[str | None], locations: list[Location | None], row: str
+    ) -> None:
+        output, *counts = values
+        if output is not None and not re.fullmatch(r"\d+[x×]\d+[x×]\d+", output):
+            raise SpecError(
+                f"expect needs an output size like 28x28x256 first, got {output!r}",
+                locations[0],
+                path=row,
+                field="expect",
+            )
+        for what, text, location in zip(("params", "MACs"), counts, locations[1:], strict=True):
+            if text is not None and ExpectedCount.parse(text) is None:
+                raise SpecError(
+                    f"cannot read the expected {what} {text!r}",
+                    location,
+                    path=row,
+                    field="expect",
+                    hint="write a count like 61706, 2.7K, 128M or ~159Ki (K = 1000, Ki = 1024, "
+                    "~ allows 2%)",
+                )
 
     def check_defaults(self, defaults: Any, where: str) -> None:
         if not isinstance(defaults, Mapping):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 from .layers import ALIASES, REGISTRY
 
@@ -21,7 +21,7 @@ ROW_OPTIONS = ("from", "repeat", "if", "aux", "expect")
 """Keys a row item may carry beside its name; they are not layer parameters."""
 
 Row = Annotated[
-    dict[str, Any],
+    dict[str, Any] | str | list[Any],
     Field(
         description=(
             "One row: `- name: TYPE args... [key=value...] [-> OUTPUT [PARAMS [MACS]]]`, "
@@ -29,7 +29,6 @@ Row = Annotated[
             "`- name: {concat: [branches]}` / `{add: [...]}` / `[rows...]`. Beside the name a row "
             "may set " + ", ".join(f"`{k}`" for k in ROW_OPTIONS) + "."
         ),
-        min_length=1,
     ),
 ]
 Branch = Annotated[
@@ -41,6 +40,19 @@ Branch = Annotated[
 ]
 
 
+def one_pair(entry: Any) -> Any:
+    if isinstance(entry, dict) and len(entry) != 1:
+        shown = ", ".join(f"{k}: {v}" for k, v in entry.items())
+        raise ValueError(
+            f"an argument with a default is one `name: value` pair, e.g. `{{stride: 1}}`; "
+            f"got {{{shown}}}"
+        )
+    return entry
+
+
+Argument = Annotated[Name | dict[Name, Scalar | list[Any]], AfterValidator(one_pair)]
+
+
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -48,7 +60,7 @@ class StrictModel(BaseModel):
 class BlockDef(StrictModel):
     """A reusable block: named arguments, its own defaults, and one body (layers, concat or add)."""
 
-    args: list[Name | dict[Name, Scalar | list[Any]]] = Field(
+    args: list[Argument] = Field(
         default_factory=list,
         description="Argument names in positional order; `{name: default}` gives a default.",
     )

@@ -38,7 +38,8 @@ def find_spec(name: SpecSource) -> Path:
 
     hint = did_you_mean(path.stem, zoo_names())
     raise SpecError(
-        f"no such spec file: {name}",
+        "no such spec file",
+        path=str(name),
         hint=hint or "give a path to a .yaml file or a zoo name: " + ", ".join(zoo_names()),
     )
 
@@ -50,10 +51,12 @@ def read_source(source: SpecSource) -> tuple[str, bytes]:
     ):
         return "<text>", source.encode("utf-8")
     path = find_spec(source)
+    if path.is_dir():
+        raise SpecError("is a directory, not a spec file", path=str(path))
     try:
         return str(path), path.read_bytes()
     except OSError as error:
-        raise SpecError(f"cannot read {path}: {error.strerror}") from None
+        raise SpecError(f"cannot read it: {error.strerror}", path=str(path)) from None
 
 
 def parse_overrides(pairs: list[str] | Mapping[str, Any] | None) -> dict[str, Any]:
@@ -68,7 +71,13 @@ def parse_overrides(pairs: list[str] | Mapping[str, Any] | None) -> dict[str, An
         if not sep or not key.strip():
             raise SpecError(f"--set {pair!r}: expected NAME=VALUE, e.g. --set num_classes=5")
         if value.strip().startswith("["):
-            result[key.strip()] = load_yaml(value, "--set")
+            try:
+                result[key.strip()] = load_yaml(value, "--set")
+            except SpecError as error:
+                raise SpecError(
+                    f"--set {key.strip()}: cannot read {value!r}: {error.message}",
+                    hint=error.hint,
+                ) from None
         else:
             result[key.strip()] = resolve_scalar(value.strip())
     return result

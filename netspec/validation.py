@@ -1,4 +1,8 @@
-"""Turn pydantic validation errors into one located SpecError a person can act on."""
+"""Turn pydantic validation errors into one located SpecError a person can act on.
+
+Messages read `FIELD must be EXPECTED, got VALUE`; pydantic's own location parts (union tags
+such as `list[union[int,str]]`) never reach the user.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +12,36 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from .errors import Location, SpecError, did_you_mean
-from .load import YamlMap, locate, resolve_scalar
+from .load import YamlMap, locate
 
 YAML11_BOOLEANS = {
-    "yes",
-    "no",
-    "on",
-    "off",
-    "y",
-    "n",
-    "Yes",
-    "No",
-    "On",
-    "Off",
-    "YES",
-    "NO",
-    "ON",
-    "OFF",
+    word
+    for base in ("yes", "no", "on", "off", "y", "n")
+    for word in (base, base.capitalize(), base.upper())
 }
+TYPE_WORDS = {
+    "int_parsing": "a whole number",
+    "int_type": "a whole number",
+    "int_from_float": "a whole number",
+    "float_parsing": "a number",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "text",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+}
+CONSTRAINTS = {
+    "greater_than_equal": "at least {ge}",
+    "greater_than": "greater than {gt}",
+    "less_than_equal": "at most {le}",
+    "less_than": "less than {lt}",
+    "too_short": "at least {min_length} item(s)",
+}
+ROW_HINT = "a row is `- name: TYPE args...`, e.g. `- conv1: conv 3x3 64`"
 
 
 def validate_model(
@@ -35,122 +51,208 @@ def validate_model(
     fallback: Location | None,
     trail: str,
     what: str,
+    key_locations: Mapping[str, Location | None] | None = None,
 ) -> BaseModel:
-    """Validate `values` against a params model; errors point at the offending field."""
+    """Validate `values` against a params model. A bad value is reported where the value is
+    written (`locations`), an unknown or missing field where its key is (`key_locations`)."""
     try:
         return model.model_validate(values)
     except ValidationError as error:
-        first = most_telling(error)
+        first = most_telling(error.errors())
         name = str(first["loc"][0]) if first["loc"] else None
-        location = locations.get(name, fallback) if name else fallback
-        message, hint = explain(error, model, name, what)
+        keys = key_locations or {}
+        where = keys if first["type"] == "extra_forbidden" else locations
+        location = where.get(name) or locations.get(name) if name else None
+        message, hint = explain_field(error, model, name, what)
         raise SpecError(message, location or fallback, path=trail, field=name, hint=hint) from None
 
 
-def explain(
+def explain_field(
     error: ValidationError, model: type[BaseModel], name: str | None, what: str
 ) -> tuple[str, str | None]:
-    """A message and hint for the first field that failed (all union alternatives merged)."""
+    """A message and hint for the field that failed (all union alternatives considered)."""
     problems = [e for e in error.errors() if (str(e["loc"][0]) if e["loc"] else None) == name]
-    first = most_telling(error) if most_telling(error) in problems else problems[0]
+    first = most_telling(problems or error.errors())
     fields = list(model.model_fields)
-    described = model.model_fields[name].description if name in model.model_fields else None
     if first["type"] == "extra_forbidden":
         hint = did_you_mean(name or "", fields)
-        return (f"{what} has no parameter '{name}'", hint or f"{what} takes: " + ", ".join(fields))
+        return f"{what} has no parameter '{name}'", hint or f"{what} takes: " + ", ".join(fields)
     if first["type"] == "missing":
         return f"{what} needs '{name}'", f"{what} takes: " + ", ".join(fields)
-    value = first.get("input")
-    expected = sorted({clean(e["msg"]) for e in problems})
-    if first["type"] == "value_error" or first["type"].startswith("value_"):
+    if not name:
         return clean(first["msg"]), None
-    message = f"{value!r} is not valid: expected " + (described or " or ".join(expected))
-    hint = None
+    described = model.model_fields[name].description if name in model.model_fields else None
+    return describe_problem(name, problems, described)
+
+
+def describe_problem(
+    name: str, problems: list[Any], described: str | None = None
+) -> tuple[str, str | None]:
+    """`name must be ..., got ...` for one value, with a hint for the usual mistakes."""
+    first = most_telling(problems)
+    value = first.get("input")
+    if first["type"] in CONSTRAINTS:
+        expected = CONSTRAINTS[first["type"]].format(**(first.get("ctx") or {}))
+    elif described:  # a union: say what the field takes, not what each alternative said
+        expected = described
+    elif first["type"] == "value_error":
+        return clean(first["msg"]), hint_for(value, problems)
+    else:
+        expected = " or ".join(dict.fromkeys(phrase(e) for e in problems))
+    return f"must be {expected}, got {short(value)}", hint_for(value, problems)
+
+
+def phrase(problem: Any) -> str:
+    """What one pydantic error says was expected, in plain words."""
+    kind = problem["type"]
+    if kind in TYPE_WORDS:
+        return TYPE_WORDS[kind]
+    if kind == "literal_error":
+        return "one of " + (problem.get("ctx") or {}).get("expected", "").replace("'", "")
+    return clean(problem["msg"])
+
+
+def hint_for(value: Any, problems: list[Any]) -> str | None:
     if isinstance(value, str) and value in YAML11_BOOLEANS:
-        hint = f"'{value}' is not a boolean in netspec (YAML 1.2): write true or false"
-    elif isinstance(value, str):
+        return f"'{value}' is not a boolean in netspec (YAML 1.2): write true or false"
+    if isinstance(value, str):
         words = [
-            str(w)
+            w.strip()
             for e in problems
-            for w in (e.get("ctx") or {})
-            .get("expected", "")
+            for w in str((e.get("ctx") or {}).get("expected", ""))
             .replace("'", "")
             .replace(" or ", ",")
             .split(",")
             if w.strip()
         ]
-        hint = did_you_mean(value, [w.strip() for w in words])
-        if isinstance(resolve_scalar(value), str) and any("integer" in e for e in expected):
-            hint = hint or "numbers are written without quotes or units"
-    return message, hint
+        if words:
+            return did_you_mean(value, words)
+        if any(e["type"] in TYPE_WORDS and "number" in TYPE_WORDS[e["type"]] for e in problems):
+            return "write numbers without quotes or units"
+    return None
 
 
-def most_telling(error: ValidationError) -> Any:
-    """The error to show: an unknown key first (a typo often also makes a key 'missing')."""
-    errors = error.errors()
-    return next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+def most_telling(errors: list[Any]) -> Any:
+    """The error to show: an unknown key first (a typo also makes a key 'missing'), then a
+    violated bound or a custom check (more specific than the union's type mismatches)."""
+    for kinds in (("extra_forbidden",), (*CONSTRAINTS, "value_error"), ("missing",)):
+        for error in errors:
+            if error["type"] in kinds:
+                return error
+    return errors[0]
 
 
 def clean(message: str) -> str:
-    """Pydantic's wording, lower-cased and without its 'Input should be' boilerplate."""
+    """Pydantic's wording without its 'Input should be' / 'Value error,' boilerplate."""
     for prefix in ("Input should be ", "Value error, "):
         if message.startswith(prefix):
             message = message[len(prefix) :]
     return message
 
 
+def data_path(data: Any, loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], bool]:
+    """The part of a pydantic location that exists in the data, and whether it ends on a key."""
+    path: list[Any] = []
+    node = data
+    for part in loc:
+        if part == "[key]":
+            return tuple(path), True
+        if (isinstance(node, Mapping) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        ):
+            path.append(part)
+            node = node[part]
+        else:
+            break
+    return tuple(path), False
+
+
+def key_location(data: Any, path: tuple[Any, ...], key: Any) -> Location | None:
+    parent = data
+    for part in path:
+        parent = parent[part]
+    return parent.key_locs.get(key) if isinstance(parent, YamlMap) else None
+
+
+def is_row_path(path: tuple[Any, ...]) -> bool:
+    """`layers.3` or `blocks.NAME.layers.3`: a table or block row."""
+    return (len(path) == 2 and path[0] == "layers") or (
+        len(path) == 4 and path[0] == "blocks" and path[2] == "layers"
+    )
+
+
 def describe_validation_error(error: ValidationError, data: Any, what: str) -> SpecError:
     """A SpecError for the first problem in a whole-file model, located via the YAML data."""
-    first = most_telling(error)
+    first = most_telling(error.errors())
     loc = tuple(first["loc"])
-    location: Location | None = locate(data, loc)
-    path = ".".join(str(p) for p in loc)
     kind = first["type"]
-    if kind == "extra_forbidden":
-        parent_fields = fields_at(loc[:-1])
-        key = str(loc[-1])
-        parent = data
-        for part in loc[:-1]:
-            parent = parent[part] if isinstance(parent, dict | list) else None
-        if isinstance(parent, YamlMap) and key in parent.key_locs:
-            location = parent.key_locs[key]
+    path, on_key = data_path(data, loc[:-1] if kind == "extra_forbidden" else loc)
+    shown = ".".join(str(p) for p in path) or what
+    location: Location | None = locate(data, path)
+    if kind == "extra_forbidden" or on_key:
+        key = loc[len(path)] if kind == "extra_forbidden" else path[-1]
+        parent = path if kind == "extra_forbidden" else path[:-1]
+        location = key_location(data, parent, key) or location
+        if on_key:
+            return SpecError(
+                f"'{key}' may only use letters, digits and '_'",
+                location,
+                path=".".join(map(str, parent)) or what,
+            )
+        allowed = fields_at(parent)
         return SpecError(
             f"unknown key '{key}'",
             location,
-            path=".".join(map(str, loc[:-1])) or what,
-            hint=did_you_mean(key, parent_fields)
-            or ("expected one of: " + ", ".join(parent_fields) if parent_fields else None),
+            path=".".join(map(str, parent)) or what,
+            hint=did_you_mean(str(key), allowed)
+            or ("expected one of: " + ", ".join(allowed) if allowed else None),
         )
     if kind == "missing":
-        parent = ".".join(map(str, loc[:-1])) or what
         return SpecError(
             f"missing required key '{loc[-1]}'",
-            locate(data, loc[:-1]) or location,
-            path=parent,
+            location,
+            path=shown,
             hint=missing_hint(str(loc[-1])),
         )
     value = first.get("input")
-    problems = [e for e in error.errors() if tuple(e["loc"][: len(loc)]) == loc]
-    expected = sorted({clean(e["msg"]) for e in problems})
-    hint = None
-    if isinstance(value, str) and value in YAML11_BOOLEANS:
-        hint = f"'{value}' is not a boolean in netspec (YAML 1.2): write true or false"
-    if kind in ("value_error", "string_pattern_mismatch"):
-        text = clean(first["msg"])
-        if kind == "string_pattern_mismatch":
-            text = f"{value!r} may only use letters, digits and '_'"
-        return SpecError(text, location, path=path, hint=hint)
+    if is_row_path(path):
+        return SpecError(
+            "a row must be a string like `conv 3x3 64` or a mapping `name: ...`, "
+            f"not {short(value)}",
+            location,
+            path=shown,
+            hint=ROW_HINT,
+        )
+    if (kind == "too_short" and path in (("layers",),)) or (
+        kind == "too_short" and len(path) == 3 and path[2] == "layers"
+    ):
+        return SpecError("the table is empty", location, path=shown, hint=ROW_HINT)
+    if kind == "string_pattern_mismatch":
+        return SpecError(f"{value!r} may only use letters, digits and '_'", location, path=shown)
+    problems = [e for e in error.errors() if tuple(e["loc"][: len(loc)]) == loc] or [first]
+    field = str(path[-1]) if path else what
+    message, hint = describe_problem(field, problems)
     return SpecError(
-        f"{short(value)} is not valid: expected " + " or ".join(expected),
-        location,
-        path=path,
-        hint=hint,
+        message, location, path=".".join(map(str, path[:-1])) or what, field=field, hint=hint
     )
 
 
 def short(value: Any) -> str:
-    text = repr(dict(value) if isinstance(value, Mapping) else value)
+    """A value as YAML would spell it (true, null, [1, 2]), cut to 60 characters."""
+    text = yaml_text(value)
     return text if len(text) < 60 else text[:57] + "..."
+
+
+def yaml_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {yaml_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(yaml_text(v) for v in value) + "]"
+    return repr(value)
 
 
 def fields_at(loc: tuple[Any, ...]) -> list[str]:

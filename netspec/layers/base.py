@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ..shapes import resolve_padding, window_output
 
@@ -22,13 +22,29 @@ Shape = tuple[int, int, int]
 class ShapeError(ValueError):
     """A layer cannot take the shapes it is given; the message says why and what would work."""
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, hint: str | None = None, field: str | None = None) -> None:
         super().__init__(message)
         self.hint = hint
+        self.field = field
 
 
-PositiveInt = Annotated[int, Field(ge=1)]
-NonNegativeInt = Annotated[int, Field(ge=0)]
+def number_check(kind: str) -> Callable[[Any], Any]:
+    """A validator refusing booleans and quoted text where a number is wanted (pydantic would
+    take `true` as 1 and '64' as 64); a whole float such as 64.0 from `${w / 2}` passes."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, bool | str):
+            shown = str(value).lower() if isinstance(value, bool) else repr(value)
+            raise ValueError(f"expected {kind}, got {shown}")
+        return value
+
+    return check
+
+
+Integer = Annotated[int, BeforeValidator(number_check("a whole number"))]
+Number = Annotated[float, BeforeValidator(number_check("a number"))]
+PositiveInt = Annotated[Integer, Field(ge=1)]
+NonNegativeInt = Annotated[Integer, Field(ge=0)]
 Pair = Annotated[
     PositiveInt | tuple[PositiveInt, PositiveInt],
     Field(description="a positive integer, or [height, width] such as [1, 7]"),
@@ -88,6 +104,7 @@ def sliding_window_shape(
                 f"the {kernel[0]}x{kernel[1]} window (span {span}) is larger than the input {name} "
                 f"{shape[axis]}" + (f" padded to {padded}" if padded != shape[axis] else ""),
                 hint="use padding=same, a smaller kernel, or remove a downsampling layer before it",
+                field="kernel",
             )
         sizes.append(
             window_output(shape[axis], kernel[axis], stride[axis], pads[axis], dilation[axis], ceil)

@@ -11,6 +11,7 @@ from .base import (
     Cost,
     LayerParams,
     LayerType,
+    Number,
     PositiveInt,
     Shape,
     register,
@@ -49,7 +50,7 @@ def flatten_shape(p: FlattenParams, inputs: list[Shape]) -> Shape:
 class DropoutParams(LayerParams):
     """`dropout 0.4`: zero a fraction `rate` of activations in training only."""
 
-    rate: float = Field(ge=0, lt=1)
+    rate: Number = Field(ge=0, lt=1)
 
 
 class ActivationParams(LayerParams):

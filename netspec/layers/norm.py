@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, StrictBool
 
-from .base import Cost, LayerParams, LayerType, PositiveInt, Shape, ShapeError, register
+from .base import Cost, LayerParams, LayerType, Number, PositiveInt, Shape, ShapeError, register
 
 
 class BatchNormParams(LayerParams):
@@ -12,8 +12,8 @@ class BatchNormParams(LayerParams):
     (Flax/Keras convention: 0.9 here equals PyTorch's momentum=0.1). `scale` (gamma) and
     `center` (beta) are the trainable parameters; running mean and variance are state."""
 
-    eps: float = Field(1e-5, gt=0)
-    momentum: float = Field(0.9, ge=0, le=1)
+    eps: Number = Field(1e-5, gt=0)
+    momentum: Number = Field(0.9, ge=0, le=1)
     scale: StrictBool = True
     center: StrictBool = True
 
@@ -33,9 +33,9 @@ class LRNParams(LayerParams):
     (AlexNet's paper writes alpha without the division by size: multiply it by size here.)"""
 
     size: PositiveInt = 5
-    alpha: float = Field(1e-4, ge=0)
-    beta: float = 0.75
-    k: float = 1.0
+    alpha: Number = Field(1e-4, ge=0)
+    beta: Number = 0.75
+    k: Number = 1.0
 
 
 def lrn_shape(p: LRNParams, inputs: list[Shape]) -> Shape:

@@ -1,0 +1,530 @@
+"""Flax NNX layers that netspec's generated (and ejected) model code instantiates.
+
+Every layer takes its input shape `(height, width, channels)` first, stores the output shape as
+`out_shape` (plain ints, computed with the shapes module so it matches netspec's analysis), and
+is called as `layer(x, train)` on NHWC batches `(B, H, W, C)`; flat vectors are `(B, 1, 1, N)`.
+Static configuration is kept as plain Python ints, floats, strings and tuples (NNX static
+attributes); parameters and batch statistics are NNX Variables.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from .shapes import explicit_padding, pair, resolve_padding, window_output
+
+ACTIVATIONS = {
+    "none": lambda x: x,
+    "linear": lambda x: x,
+    "relu": jax.nn.relu,
+    "relu6": jax.nn.relu6,
+    "tanh": jnp.tanh,
+    "sigmoid": jax.nn.sigmoid,
+    "softmax": lambda x: jax.nn.softmax(x, axis=-1),
+    "gelu": lambda x: jax.nn.gelu(x, approximate=False),
+    "silu": jax.nn.silu,
+    "elu": jax.nn.elu,
+    "leaky_relu": lambda x: jax.nn.leaky_relu(x, negative_slope=0.01),
+    "softplus": jax.nn.softplus,
+}
+"""Element-wise activations by spec name; softmax is over channels (the last axis)."""
+
+
+def activate(x: jax.Array, fn: str) -> jax.Array:
+    """Apply the activation named `fn` (a key of ACTIVATIONS); same shape and dtype."""
+    return ACTIVATIONS[fn](x)
+
+
+def _check_activation(fn: str) -> str:
+    if fn not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {fn!r}; expected one of {', '.join(ACTIVATIONS)}")
+    return fn
+
+
+def _shape3(shape) -> tuple[int, int, int]:
+    """Normalise an input shape to a tuple of three Python ints."""
+    if len(shape) != 3:
+        raise ValueError(f"expected a (height, width, channels) shape, got {shape!r}")
+    return (int(shape[0]), int(shape[1]), int(shape[2]))
+
+
+def _window_sizes(
+    name: str,
+    shape: tuple[int, int, int],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    pads: tuple[tuple[int, int], tuple[int, int]],
+    dilation: tuple[int, int],
+    ceil: bool,
+) -> tuple[int, int]:
+    """Output (height, width) of a window op; ValueError when the window does not fit."""
+    sizes = []
+    for axis in (0, 1):
+        size = window_output(
+            shape[axis], kernel[axis], stride[axis], pads[axis], dilation[axis], ceil
+        )
+        if size < 1:
+            raise ValueError(
+                f"{name}: the {kernel[0]}x{kernel[1]} window does not fit the input "
+                f"{shape[0]}x{shape[1]} with padding {pads}"
+            )
+        sizes.append(size)
+    return (sizes[0], sizes[1])
+
+
+def _low_precision(dtype) -> bool:
+    """Whether to accumulate sums of `dtype` values in float32 (bfloat16, float16)."""
+    return jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits < 32
+
+
+class Conv(nnx.Conv):
+    """2-D convolution `(B, H, W, C) -> (B, H', W', filters)`, then `activation`.
+
+    `padding` is "same" (TensorFlow/Flax SAME, extra pixel at the end), "valid", or explicit
+    pixels `p`, `(ph, pw)` or `((top, bottom), (left, right))`. Parameters: `kernel`
+    `(kh, kw, C // groups, filters)` and `bias` `(filters,)`.
+    """
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        filters: int,
+        kernel: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding="valid",
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        activation: str = "none",
+        *,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs | None = None,
+    ) -> None:
+        in_shape = _shape3(in_shape)
+        kernel_hw, stride_hw, dilation_hw = pair(kernel), pair(stride), pair(dilation)
+        if in_shape[2] % groups or filters % groups:
+            raise ValueError(
+                f"Conv: input channels ({in_shape[2]}) and filters ({filters}) must be "
+                f"divisible by groups ({groups})"
+            )
+        if rngs is None:
+            raise ValueError("Conv needs rngs to initialise its parameters")
+        pads = resolve_padding(padding, in_shape, kernel_hw, stride_hw, dilation_hw)
+        height, width = _window_sizes(
+            "Conv", in_shape, kernel_hw, stride_hw, pads, dilation_hw, False
+        )
+        super().__init__(
+            in_shape[2],
+            int(filters),
+            kernel_hw,
+            stride_hw,
+            padding=pads,
+            kernel_dilation=dilation_hw,
+            feature_group_count=int(groups),
+            use_bias=bool(bias),
+            dtype=dtype,
+            param_dtype=param_dtype,
+            rngs=rngs,
+        )
+        self.in_shape = in_shape
+        self.activation = _check_activation(activation)
+        self.out_shape = (height, width, int(filters))
+
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """`(B, H, W, C)` -> `(B, *out_shape)`."""
+        return activate(super().__call__(x), self.activation)
+
+
+class Dense(nnx.Linear):
+    """Fully connected layer on flat vectors: `(B, 1, 1, N) -> (B, 1, 1, units)`, then
+    `activation`. Parameters: `kernel` `(N, units)` and `bias` `(units,)`."""
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        units: int,
+        bias: bool = True,
+        activation: str = "none",
+        *,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs | None = None,
+    ) -> None:
+        in_shape = _shape3(in_shape)
+        if in_shape[:2] != (1, 1):
+            raise ValueError(f"Dense needs a flat (1, 1, N) input, got {in_shape}")
+        if rngs is None:
+            raise ValueError("Dense needs rngs to initialise its parameters")
+        super().__init__(
+            in_shape[2],
+            int(units),
+            use_bias=bool(bias),
+            dtype=dtype,
+            param_dtype=param_dtype,
+            rngs=rngs,
+        )
+        self.in_shape = in_shape
+        self.activation = _check_activation(activation)
+        self.out_shape = (1, 1, int(units))
+
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """`(B, 1, 1, N)` -> `(B, 1, 1, units)`."""
+        return activate(super().__call__(x), self.activation)
+
+
+class BatchNorm(nnx.BatchNorm):
+    """Per-channel batch normalisation, `(B, H, W, C)` -> same shape.
+
+    `train=True` normalises with the batch mean and (biased) variance and updates the running
+    statistics as `momentum * old + (1 - momentum) * batch`; `train=False` uses the running
+    statistics. Parameters `scale` (gamma) and `bias` (beta); batch stats `mean` and `var`.
+    """
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        eps: float = 1e-5,
+        momentum: float = 0.9,
+        scale: bool = True,
+        center: bool = True,
+        *,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs | None = None,
+    ) -> None:
+        in_shape = _shape3(in_shape)
+        super().__init__(
+            in_shape[2],
+            momentum=float(momentum),
+            epsilon=float(eps),
+            use_scale=bool(scale),
+            use_bias=bool(center),
+            use_fast_variance=False,
+            dtype=dtype,
+            param_dtype=param_dtype,
+            rngs=rngs if rngs is not None else nnx.Rngs(0),  # initialisers are constant
+        )
+        self.in_shape = in_shape
+        self.out_shape = in_shape
+
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """`(B, H, W, C)` -> same shape."""
+        return super().__call__(x, use_running_average=not train)
+
+
+class Dropout(nnx.Dropout):
+    """Zero a fraction `rate` of activations when `train`, scaling survivors by 1/(1-rate).
+
+    The mask comes from the module's own RNG stream (the `dropout` stream of the Rngs given at
+    construction, or its `default` stream), forked at construction and advanced on each call.
+    """
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        rate: float,
+        *,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs | None = None,
+    ) -> None:
+        if not 0 <= rate < 1:
+            raise ValueError(f"Dropout rate must be in [0, 1), got {rate}")
+        if rate > 0 and rngs is None:
+            raise ValueError("Dropout with rate > 0 needs rngs for its masks")
+        super().__init__(float(rate), rngs=rngs)
+        self.in_shape = _shape3(in_shape)
+        self.out_shape = self.in_shape
+
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """`(B, H, W, C)` -> same shape."""
+        return super().__call__(x, deterministic=not train)
+
+
+class LRN(nnx.Module):
+    """Caffe's across-channel local response normalisation, `(B, H, W, C)` -> same shape:
+    `x / (k + alpha / size * sum of x^2 over `size` channels centred on c) ** beta`,
+    with zeros beyond the first and last channel. Computed in float32."""
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        size: int = 5,
+        alpha: float = 1e-4,
+        beta: float = 0.75,
+        k: float = 1.0,
+        *,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs | None = None,
+    ) -> None:
+        if size < 1 or size % 2 == 0:
+            raise ValueError(f"LRN size must be a positive odd number, got {size}")
+        self.in_shape = _shape3(in_shape)
+        self.out_shape = self.in_shape
+        self.size = int(size)
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+        self.k = float(k)
+
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """`(B, H, W, C)` -> same shape and dtype."""
+        xf = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+        half = self.size // 2
+        sums = jax.lax.reduce_window(
+            xf * xf,
+            0.0,
+            jax.lax.add,
+            (1, 1, 1, self.size),
+            (1, 1, 1, 1),
+            ((0, 0), (0, 0), (0, 0), (half, half)),
+        )
+        y = xf / (self.k + (self.alpha / self.size) * sums) ** self.beta
+        return y.astype(x.dtype)
+
+
+class _Pool(nnx.Module):
+    """Shared configuration of MaxPool and AvgPool: window, explicit pads and output size."""
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        kernel: int | tuple[int, int],
+        stride: int | tuple[int, int] | None = None,
+        padding="valid",
+        rounding: str = "floor",
+        count_include_pad: bool = True,
+        *,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs | None = None,
+    ) -> None:
+        if rounding not in ("floor", "ceil"):
+            raise ValueError(f"rounding must be 'floor' or 'ceil', got {rounding!r}")
+        in_shape = _shape3(in_shape)
+        kernel_hw = pair(kernel)
+        stride_hw = pair(stride if stride is not None else kernel)
+        pads = resolve_padding(padding, in_shape, kernel_hw, stride_hw)
+        height, width = _window_sizes(
+            type(self).__name__, in_shape, kernel_hw, stride_hw, pads, (1, 1), rounding == "ceil"
+        )
+        self.in_shape = in_shape
+        self.kernel = kernel_hw
+        self.stride = stride_hw
+        self.pads = pads
+        self.rounding = rounding
+        self.count_include_pad = bool(count_include_pad)
+        self.out_shape = (height, width, in_shape[2])
+
+    def _lax_padding(self) -> tuple[tuple[int, int], ...]:
+        """reduce_window padding: the explicit pads, widened on the far side for a ceil window."""
+        out = []
+        for axis in (0, 1):
+            needed = (self.out_shape[axis] - 1) * self.stride[axis] + self.kernel[axis]
+            low, high = self.pads[axis]
+            out.append((low, max(high, needed - self.in_shape[axis] - low)))
+        return ((0, 0), out[0], out[1], (0, 0))
+
+    def _reduce(self, x: jax.Array, init: float, op) -> jax.Array:
+        """Slide the window with `op`; the result is cut to exactly `out_shape`."""
+        y = jax.lax.reduce_window(
+            x, init, op, (1, *self.kernel, 1), (1, *self.stride, 1), self._lax_padding()
+        )
+        return y[:, : self.out_shape[0], : self.out_shape[1], :]
+
+
+class MaxPool(_Pool):
+    """Max pooling `(B, H, W, C) -> (B, H', W', C)`; padding never wins (it is -inf).
+
+    `stride` defaults to `kernel`; `rounding` "floor" or "ceil" (Caffe: a last partial window
+    is kept unless it would start in the right padding). `count_include_pad` is ignored.
+    """
+
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """`(B, H, W, C)` -> `(B, *out_shape)`, same dtype."""
+        return self._reduce(x, -jnp.inf, jax.lax.max)
+
+
+def _window_counts(
+    size: int, kernel: int, stride: int, pads: tuple[int, int], out: int, include_pad: bool
+) -> np.ndarray:
+    """How many cells each window along one axis averages over (PyTorch/Caffe divisor)."""
+    counts = []
+    for i in range(out):
+        start = i * stride - pads[0]
+        stop = start + kernel
+        if include_pad:
+            counts.append(min(stop, size + pads[1]) - start)
+        else:
+            counts.append(min(stop, size) - max(start, 0))
+    return np.maximum(np.asarray(counts, np.float32), 1.0)
+
+
+class AvgPool(_Pool):
+    """Average pooling `(B, H, W, C) -> (B, H', W', C)`, as PyTorch and Caffe divide.
+
+    With `count_include_pad` the divisor is the window clipped to the padded input (explicit or
+    "same" pad cells count, cells a ceil-rounded window hangs past the padding do not); without,
+    only real input cells count. Sums accumulate in float32 for half-precision inputs.
+    """
+
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """`(B, H, W, C)` -> `(B, *out_shape)`, same dtype."""
+        acc = jnp.promote_types(x.dtype, jnp.float32) if _low_precision(x.dtype) else x.dtype
+        sums = self._reduce(x.astype(acc), 0.0, jax.lax.add)
+        rows, cols = (
+            _window_counts(
+                self.in_shape[a],
+                self.kernel[a],
+                self.stride[a],
+                self.pads[a],
+                self.out_shape[a],
+                self.count_include_pad,
+            )
+            for a in (0, 1)
+        )
+        if rows.min() == rows.max() and cols.min() == cols.max():
+            y = sums / float(rows[0] * cols[0])
+        else:
+            divisor = np.outer(rows, cols).reshape(1, rows.size, cols.size, 1)
+            y = sums / jnp.asarray(divisor, acc)
+        return y.astype(x.dtype)
+
+
+class GlobalAvgPool(nnx.Module):
+    """Mean over height and width: `(B, H, W, C) -> (B, 1, 1, C)`."""
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        *,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs | None = None,
+    ) -> None:
+        self.in_shape = _shape3(in_shape)
+        self.out_shape = (1, 1, self.in_shape[2])
+
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """`(B, H, W, C)` -> `(B, 1, 1, C)`, same dtype."""
+        acc = jnp.promote_types(x.dtype, jnp.float32) if _low_precision(x.dtype) else x.dtype
+        return jnp.mean(x.astype(acc), axis=(1, 2), keepdims=True).astype(x.dtype)
+
+
+class Flatten(nnx.Module):
+    """`(B, H, W, C) -> (B, 1, 1, H*W*C)`, row-major (height, width, channel) order."""
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        *,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs | None = None,
+    ) -> None:
+        self.in_shape = _shape3(in_shape)
+        h, w, c = self.in_shape
+        self.out_shape = (1, 1, h * w * c)
+
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """`(B, H, W, C)` -> `(B, 1, 1, H*W*C)`."""
+        return x.reshape(x.shape[0], 1, 1, self.out_shape[2])
+
+
+class ZeroPad(nnx.Module):
+    """Zeros around height and width: `padding` is `p`, `(ph, pw)` or
+    `((top, bottom), (left, right))`; `(B, H, W, C) -> (B, H+top+bottom, W+left+right, C)`."""
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        padding,
+        *,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs | None = None,
+    ) -> None:
+        self.in_shape = _shape3(in_shape)
+        self.padding = explicit_padding(padding)
+        (top, bottom), (left, right) = self.padding
+        h, w, c = self.in_shape
+        self.out_shape = (h + top + bottom, w + left + right, c)
+
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """`(B, H, W, C)` -> `(B, *out_shape)`."""
+        return jnp.pad(x, ((0, 0), self.padding[0], self.padding[1], (0, 0)))
+
+
+class Activation(nnx.Module):
+    """An element-wise activation `fn` (see ACTIVATIONS); shape and dtype unchanged."""
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        fn: str,
+        *,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs | None = None,
+    ) -> None:
+        self.in_shape = _shape3(in_shape)
+        self.out_shape = self.in_shape
+        self.fn = _check_activation(fn)
+
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """`(B, H, W, C)` -> same shape."""
+        return activate(x, self.fn)
+
+
+class Concat(nnx.Module):
+    """Join inputs `[(B, H, W, C1), (B, H, W, C2), ...]` on channels -> `(B, H, W, C1+C2+...)`."""
+
+    def __init__(
+        self,
+        in_shapes: list[tuple[int, int, int]],
+        *,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs | None = None,
+    ) -> None:
+        shapes = tuple(_shape3(s) for s in in_shapes)
+        if not shapes or len({s[:2] for s in shapes}) > 1:
+            raise ValueError(f"Concat needs inputs of one height and width, got {shapes}")
+        self.in_shapes = shapes
+        self.out_shape = (shapes[0][0], shapes[0][1], sum(s[2] for s in shapes))
+
+    def __call__(self, xs: list[jax.Array], train: bool = False) -> jax.Array:
+        """List of `(B, H, W, Ci)` -> `(B, H, W, sum Ci)`."""
+        return jnp.concatenate(list(xs), axis=-1)
+
+
+class Add(nnx.Module):
+    """Element-wise sum of inputs that all have one shape `(B, H, W, C)`."""
+
+    def __init__(
+        self,
+        in_shapes: list[tuple[int, int, int]],
+        *,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs | None = None,
+    ) -> None:
+        shapes = tuple(_shape3(s) for s in in_shapes)
+        if not shapes or len(set(shapes)) > 1:
+            raise ValueError(f"Add needs inputs of one shape, got {shapes}")
+        self.in_shapes = shapes
+        self.out_shape = shapes[0]
+
+    def __call__(self, xs: list[jax.Array], train: bool = False) -> jax.Array:
+        """List of `(B, H, W, C)` -> `(B, H, W, C)`."""
+        y = xs[0]
+        for x in xs[1:]:
+            y = y + x
+        return y
+
+
+class Group(nnx.Module):
+    """An empty container for named submodules (an inception block's branches); attributes may
+    be assigned after construction, e.g. `g = Group(); g.reduce = Conv(...)`."""
