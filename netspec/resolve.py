@@ -22,9 +22,9 @@ from .errors import Location, SpecError, did_you_mean
 from .expr import ExprError, resolve_variables, substitute
 from .graph import INPUT, Expectation, Graph, Head, Node, Row
 from .layers import ALIASES, REGISTRY, LayerType
-from .layers.base import parse_window
 from .load import YamlMap, YamlSeq, load_yaml, resolve_scalar
 from .rowsyntax import CompactRow, ExpectedCount, Token, TokenError, parse_compact, tokenize
+from .shapes import parse_window
 from .spec import ROW_OPTIONS, BlockDef, SpecModel, parse_input_size
 from .validation import describe_validation_error, validate_model
 

@@ -6,6 +6,7 @@ Shapes are `(height, width, channels)`. This module imports nothing but the stan
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -76,3 +77,27 @@ def resolve_padding(
 def concat_shape(*shapes: Shape) -> Shape:
     """Channel concatenation: equal height and width, channels added."""
     return (shapes[0][0], shapes[0][1], sum(s[2] for s in shapes))
+
+
+WINDOW_TOKEN = re.compile(r"^(\d+)(?:x(\d+))?(?:/(\d+)(?:x(\d+))?)?$")
+
+
+def parse_window(token: str | int) -> dict[str, Any] | None:
+    """`7x7/2` -> {kernel: (7, 7), stride: (2, 2)}; `1x7` -> {kernel: (1, 7)}; `3` -> {kernel:
+    (3, 3)}; anything else -> None."""
+    match = WINDOW_TOKEN.match(str(token))
+    if not match or isinstance(token, bool):
+        return None
+    kh, kw, sh, sw = match.groups()
+    out: dict[str, Any] = {"kernel": (int(kh), int(kw or kh))}
+    if sh is not None:
+        out["stride"] = (int(sh), int(sw or sh))
+    return out
+
+
+def window(token: str | int) -> dict[str, Any]:
+    """`parse_window` for generated code, where a block argument carries the window text."""
+    parsed = parse_window(token)
+    if parsed is None:
+        raise ValueError(f"{token!r} is not a window such as 3, 3x3, 1x7 or 3x3/2")
+    return parsed

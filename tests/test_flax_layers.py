@@ -97,6 +97,10 @@ def lax_conv(
     return y if b is None else y + b.reshape(1, 1, 1, -1)
 
 
+def as_pair(v: int | tuple[int, int]) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else v
+
+
 def build(make, seed: int = 1) -> nnx.Module:
     """Construct a layer abstractly, then give its parameters NumPy normal values.
 
@@ -159,9 +163,8 @@ def test_conv_matches_lax(
     y = layer(jnp.asarray(x))
     assert layer.out_shape == y.shape[1:]
     b = None if layer.bias is None else np.asarray(layer.bias[...])
-    pair = lambda v: (v, v) if isinstance(v, int) else v  # noqa: E731
     expected = lax_conv(
-        x, np.asarray(layer.kernel[...]), b, pair(stride), pads, pair(dilation), groups
+        x, np.asarray(layer.kernel[...]), b, as_pair(stride), pads, as_pair(dilation), groups
     )
     expected = NP_ACTIVATIONS[act](expected)
     np.testing.assert_allclose(np.asarray(y), expected, rtol=1e-5, atol=1e-5)

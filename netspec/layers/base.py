@@ -7,7 +7,6 @@ batch-norm running statistics) and multiply-accumulates (MACs, the GoogLeNet pap
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, get_args, get_origin
@@ -154,6 +153,8 @@ class LayerType:
     inputs: tuple[int, int | None] = (1, 1)
     weighted: bool = False
     presets: dict[str, Any] = field(default_factory=dict)
+    flax_class: str = ""
+    """The class in netspec.flax_layers that runs this layer (generated code instantiates it)."""
 
     @property
     def table_label(self) -> str:
@@ -187,18 +188,3 @@ def register(layer: LayerType) -> LayerType:
         raise RuntimeError(f"layer type {layer.name!r} is registered twice")
     REGISTRY[layer.name] = layer
     return layer
-
-
-WINDOW_TOKEN = re.compile(r"^(\d+)(?:x(\d+))?(?:/(\d+)(?:x(\d+))?)?$")
-
-
-def parse_window(token: str) -> dict[str, Any] | None:
-    """`7x7/2` -> {kernel: (7, 7), stride: (2, 2)}; `1x7` -> {kernel: (1, 7)}; else None."""
-    match = WINDOW_TOKEN.match(token)
-    if not match:
-        return None
-    kh, kw, sh, sw = match.groups()
-    out: dict[str, Any] = {"kernel": (int(kh), int(kw or kh))}
-    if sh is not None:
-        out["stride"] = (int(sh), int(sw or sh))
-    return out

@@ -73,5 +73,6 @@ register(
         positional=("window", "filters"),
         label="convolution",
         weighted=True,
+        flax_class="Conv",
     )
 )

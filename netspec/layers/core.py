@@ -68,11 +68,22 @@ register(
         positional=("units",),
         label="linear",
         weighted=True,
+        flax_class="Dense",
     )
 )
-register(LayerType("flatten", FlattenParams, flatten_shape))
-register(LayerType("dropout", DropoutParams, same_shape, positional=("rate",)))
-register(LayerType("activation", ActivationParams, same_shape, positional=("fn",)))
+register(LayerType("flatten", FlattenParams, flatten_shape, flax_class="Flatten"))
+register(
+    LayerType("dropout", DropoutParams, same_shape, positional=("rate",), flax_class="Dropout")
+)
+register(
+    LayerType(
+        "activation", ActivationParams, same_shape, positional=("fn",), flax_class="Activation"
+    )
+)
 for _fn in get_args(Activation):
     if _fn not in ("none", "linear"):
-        register(LayerType(_fn, ActivationParams, same_shape, presets={"fn": _fn}))
+        register(
+            LayerType(
+                _fn, ActivationParams, same_shape, presets={"fn": _fn}, flax_class="Activation"
+            )
+        )

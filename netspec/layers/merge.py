@@ -38,5 +38,9 @@ def add_shape(p: AddParams, inputs: list[Shape]) -> Shape:
     return inputs[0]
 
 
-register(LayerType("concat", ConcatParams, concat_shape, inputs=(2, None), label="concat"))
-register(LayerType("add", AddParams, add_shape, inputs=(2, None), label="add"))
+register(
+    LayerType(
+        "concat", ConcatParams, concat_shape, inputs=(2, None), label="concat", flax_class="Concat"
+    )
+)
+register(LayerType("add", AddParams, add_shape, inputs=(2, None), label="add", flax_class="Add"))

@@ -47,5 +47,16 @@ def lrn_shape(p: LRNParams, inputs: list[Shape]) -> Shape:
     return inputs[0]
 
 
-register(LayerType("batchnorm", BatchNormParams, same_shape, batchnorm_cost, label="batch norm"))
-register(LayerType("lrn", LRNParams, lrn_shape, positional=("size",), label="LRN"))
+register(
+    LayerType(
+        "batchnorm",
+        BatchNormParams,
+        same_shape,
+        batchnorm_cost,
+        label="batch norm",
+        flax_class="BatchNorm",
+    )
+)
+register(
+    LayerType("lrn", LRNParams, lrn_shape, positional=("size",), label="LRN", flax_class="LRN")
+)

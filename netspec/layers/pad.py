@@ -24,6 +24,11 @@ def zeropad_shape(p: ZeroPadParams, inputs: list[Shape]) -> Shape:
 
 register(
     LayerType(
-        "zeropad", ZeroPadParams, zeropad_shape, positional=("padding",), label="zero padding"
+        "zeropad",
+        ZeroPadParams,
+        zeropad_shape,
+        positional=("padding",),
+        label="zero padding",
+        flax_class="ZeroPad",
     )
 )

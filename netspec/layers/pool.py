@@ -42,6 +42,32 @@ def global_pool_shape(p: GlobalPoolParams, inputs: list[Shape]) -> Shape:
     return (1, 1, inputs[0][2])
 
 
-register(LayerType("maxpool", PoolParams, pool_shape, positional=("window",), label="max pool"))
-register(LayerType("avgpool", PoolParams, pool_shape, positional=("window",), label="avg pool"))
-register(LayerType("global_avgpool", GlobalPoolParams, global_pool_shape, label="global avg pool"))
+register(
+    LayerType(
+        "maxpool",
+        PoolParams,
+        pool_shape,
+        positional=("window",),
+        label="max pool",
+        flax_class="MaxPool",
+    )
+)
+register(
+    LayerType(
+        "avgpool",
+        PoolParams,
+        pool_shape,
+        positional=("window",),
+        label="avg pool",
+        flax_class="AvgPool",
+    )
+)
+register(
+    LayerType(
+        "global_avgpool",
+        GlobalPoolParams,
+        global_pool_shape,
+        label="global avg pool",
+        flax_class="GlobalAvgPool",
+    )
+)
