@@ -564,11 +564,8 @@ class Generator:
             flags = layer.flag_values()
             slots = [s for s in layer.positional if s not in layer.presets]
             for token in compact.positional:
-                if (
-                    "$" not in token.text
-                    and token.text in flags
-                    and flags[token.text] not in written
-                ):
+                flag = flags.get(token.text) if "$" not in token.text else None
+                if flag is not None and flag not in written:
                     written[flag] = literal(token.text)
                     continue
                 slot = slots.pop(0)
