@@ -1,6 +1,7 @@
 """netspec: write a network as a YAML layer table; check it, cost it, compile it to Flax."""
 
 from .analyze import NodeReport, Report, RowReport, analyze
+from .compiled import Compiled, compile
 from .errors import Location, SpecError
 from .graph import Graph, Head, Node, Row
 from .specfile import analyze_spec, resolve_source, zoo_dir, zoo_names
@@ -8,6 +9,7 @@ from .specfile import analyze_spec, resolve_source, zoo_dir, zoo_names
 __version__ = "0.1.0"
 
 __all__ = [
+    "Compiled",
     "Graph",
     "Head",
     "Location",
@@ -20,6 +22,7 @@ __all__ = [
     "__version__",
     "analyze",
     "analyze_spec",
+    "compile",
     "resolve_source",
     "zoo_dir",
     "zoo_names",

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from .errors import SpecError
 
 EXIT_SPEC_ERROR = 2
+DTYPES = ("float32", "bfloat16", "float16")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +35,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a spec variable (repeatable)",
     )
     compile_.add_argument("--json", action="store_true", help="print the report as JSON")
+    compile_.add_argument(
+        "--no-check",
+        action="store_true",
+        help="skip building the Flax module abstractly to cross-check shapes and counts "
+        "(analysis only: no JAX import)",
+    )
+    compile_.add_argument("--emit", choices=["flax"], help="write the model as Flax NNX source")
+    compile_.add_argument(
+        "-o", "--output", metavar="FILE", help="where --emit writes (default: standard output)"
+    )
+    compile_.add_argument("--dtype", choices=DTYPES, help="compute dtype (overrides the spec's)")
+    compile_.add_argument(
+        "--param-dtype", choices=DTYPES, help="parameter dtype (overrides the spec's)"
+    )
 
     commands.add_parser("list", help="list the zoo specs with their totals")
     commands.add_parser("schema", help="print the JSON Schema of the spec format")
@@ -38,16 +56,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_compile(args: argparse.Namespace) -> int:
-    from .specfile import analyze_spec
+    from .compiled import compile_with
 
-    report = analyze_spec(args.spec, args.overrides)
+    compiled = compile_with(args.spec, args.overrides, args.dtype, args.param_dtype)
+    check = None
+    if not args.no_check:
+        from .check import check_against_flax
+
+        check = check_against_flax(compiled)
+    if args.emit:
+        source = compiled.source(standalone=True)
+        if args.output:
+            write_atomically(Path(args.output), source)
+            print(f"wrote {args.output} ({len(source.splitlines())} lines)", file=sys.stderr)
+        else:
+            sys.stdout.write(source)
+        return 0
     if args.json:
-        print(json.dumps(report.to_json(), indent=1))
+        print(json.dumps(compiled.summary, indent=1))
         return 0
     from .table import print_report
 
-    print_report(report)
+    print_report(compiled.report)
+    if check is not None:
+        print(
+            f"checked against the Flax module: {check.layers} layers, "
+            f"{check.params:,} parameters, {check.state:,} statistics agree with the analysis"
+        )
     return 0
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write via a temporary file in the same folder, so a failure never leaves half a file."""
+    try:
+        with tempfile.NamedTemporaryFile(
+            "w", dir=path.parent or ".", delete=False, suffix=".tmp", encoding="utf-8"
+        ) as handle:
+            handle.write(text)
+        os.replace(handle.name, path)
+    except OSError as error:
+        raise SpecError(f"cannot write it: {error.strerror}", path=str(path)) from None
 
 
 def run_list(args: argparse.Namespace) -> int:

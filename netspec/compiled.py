@@ -11,6 +11,7 @@ from typing import Any
 
 from .analyze import Report, analyze
 from .codegen import GeneratedSource, generate
+from .errors import SpecError
 from .graph import Graph
 from .load import YamlMap, load_yaml
 from .resolve import resolve_spec
@@ -25,12 +26,15 @@ class Compiled:
 
     `summary` is the `netspec compile --json` object. `build()` returns the `flax.nnx.Module`;
     `source()` the Python it runs; `source(standalone=True)` the same as a self-contained file.
+    `dtype` is the compute dtype (None: as the inputs), `param_dtype` the parameters' dtype.
     """
 
     graph: Graph
     report: Report
     data: YamlMap
     text: str
+    dtype: str | None = None
+    param_dtype: str = "float32"
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -42,13 +46,16 @@ class Compiled:
 
     @cached_property
     def generated(self) -> GeneratedSource:
-        return generate(self.data, self.graph, self.report, self.text)
+        return self.generate(standalone=False)
+
+    def generate(self, standalone: bool) -> GeneratedSource:
+        return generate(
+            self.data, self.graph, self.report, self.text, standalone, self.dtype, self.param_dtype
+        )
 
     def source(self, standalone: bool = False) -> str:
         """The generated Flax NNX module; `standalone` inlines netspec's layers (eject)."""
-        if not standalone:
-            return self.generated.text
-        return generate(self.data, self.graph, self.report, self.text, standalone=True).text
+        return self.generated.text if not standalone else self.generate(standalone=True).text
 
     def network_class(self) -> type:
         """The generated nnx.Module class, executed from `source()` in a fresh namespace."""
@@ -62,16 +69,14 @@ class Compiled:
     def build(self, seed: int = 0, dtype: Any = None, param_dtype: Any = None) -> Any:
         """The Flax NNX module, parameters initialised from `seed`.
 
-        `dtype` is the compute dtype (None: the spec's `dtype`, else float32 inputs decide),
-        `param_dtype` the storage dtype of parameters (default: the spec's, else float32).
+        `dtype` (compute) and `param_dtype` (storage) default to the compiled spec's.
         Initialisation runs inside one `nnx.jit`, so building costs one compilation.
         """
-        import jax.numpy as jnp
         from flax import nnx
 
         cls = self.network_class()
-        dtype = resolve_dtype(dtype if dtype is not None else self.data.get("dtype"))
-        param_dtype = resolve_dtype(param_dtype or self.data.get("param_dtype")) or jnp.float32
+        dtype = resolve_dtype(dtype if dtype is not None else self.dtype)
+        param_dtype = resolve_dtype(param_dtype or self.param_dtype)
 
         @nnx.jit
         def create() -> nnx.Module:
@@ -89,14 +94,38 @@ def resolve_dtype(name: Any) -> Any:
     return {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}[name]
 
 
-def compile(source: SpecSource, **overrides: Any) -> Compiled:
-    """Check a spec (path, zoo name or YAML text) with variable overrides; see `Compiled`."""
-    return compile_with(source, overrides)
+def compile(
+    source: SpecSource,
+    *,
+    dtype: str | None = None,
+    param_dtype: str | None = None,
+    **overrides: Any,
+) -> Compiled:
+    """Check a spec (path, zoo name or YAML text) with variable overrides; see `Compiled`.
+
+    `dtype` / `param_dtype` ("float32", "bfloat16", "float16") override the spec's."""
+    return compile_with(source, overrides, dtype, param_dtype)
 
 
-def compile_with(source: SpecSource, overrides: list[str] | Mapping[str, Any] | None) -> Compiled:
+def compile_with(
+    source: SpecSource,
+    overrides: list[str] | Mapping[str, Any] | None,
+    dtype: str | None = None,
+    param_dtype: str | None = None,
+) -> Compiled:
+    """`compile` with overrides as `--set` strings or a mapping."""
+    for name, value in (("dtype", dtype), ("param_dtype", param_dtype)):
+        if value is not None and value not in DTYPES:
+            raise SpecError(f"must be one of {', '.join(DTYPES)}, got {value!r}", field=f"--{name}")
     filename, data = read_source(source)
     tree = load_yaml(data, filename)
     text = data.decode("utf-8", errors="replace")
     graph = resolve_spec(tree, filename, text, parse_overrides(overrides))
-    return Compiled(graph, analyze(graph), tree, text)
+    return Compiled(
+        graph,
+        analyze(graph),
+        tree,
+        text,
+        dtype or tree.get("dtype"),
+        param_dtype or tree.get("param_dtype") or "float32",
+    )

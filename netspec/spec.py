@@ -8,7 +8,7 @@ block arguments; each layer type's own params model (netspec.layers) validates t
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, field_validator
 
@@ -104,6 +104,12 @@ class SpecModel(StrictModel):
     defaults: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Default parameters per layer type, e.g. `conv: {activation: relu}`.",
+    )
+    dtype: Literal["float32", "bfloat16", "float16"] | None = Field(
+        None, description="Compute dtype of the compiled module (e.g. bfloat16)."
+    )
+    param_dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="Storage dtype of the parameters."
     )
     blocks: dict[Name, BlockDef] = Field(default_factory=dict)
     layers: list[Row] = Field(min_length=1, description="The table: one row per layer or block.")

@@ -1,0 +1,126 @@
+"""Cross-check the analysis against the Flax module: build it abstractly, compare every layer.
+
+`jax.eval_shape` constructs the generated module and runs a forward pass on a zero batch
+without allocating anything; each layer's real output shape and parameter count is recorded
+and compared with what the analysis inferred for that node. A difference is a bug in netspec,
+reported at the row of the spec it concerns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .codegen import state_path
+from .compiled import Compiled
+from .errors import SpecError
+from .layers import format_shape
+
+
+@dataclass(frozen=True)
+class FlaxCheck:
+    """What the abstract build found: layers compared, parameters and statistics counted."""
+
+    layers: int
+    params: int
+    state: int
+
+
+@contextlib.contextmanager
+def recording_outputs(
+    names: dict[int, tuple[Any, ...]], shapes: dict[tuple[Any, ...], tuple]
+) -> Iterator[None]:
+    """Temporarily wrap every netspec layer's __call__ to record its output shape by path."""
+    from . import flax_layers
+
+    classes = [
+        c
+        for c in vars(flax_layers).values()
+        if isinstance(c, type) and "__call__" in c.__dict__ and c.__module__ == flax_layers.__name__
+    ]
+    originals = {c: c.__dict__["__call__"] for c in classes}
+
+    def recorder(original: Any) -> Any:
+        def call(self: Any, x: Any, train: bool = False) -> Any:
+            y = original(self, x, train)
+            if id(self) in names:
+                shapes[names[id(self)]] = tuple(y.shape[1:])
+            return y
+
+        return call
+
+    for cls, original in originals.items():
+        cls.__call__ = recorder(original)
+    try:
+        yield
+    finally:
+        for cls, original in originals.items():
+            cls.__call__ = original
+
+
+def abstract_trace(compiled: Compiled) -> tuple[dict, dict, dict]:
+    """(output shapes, parameter counts, statistic counts) per module path, from eval_shape."""
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    network = compiled.network_class()
+    shapes: dict[tuple[Any, ...], tuple] = {}
+    params: dict[tuple[Any, ...], int] = {}
+    stats: dict[tuple[Any, ...], int] = {}
+
+    def count(model: Any, kind: Any, into: dict) -> None:
+        for path, value in nnx.to_flat_state(nnx.state(model, kind)):
+            key = tuple(path[:-1])
+            into[key] = into.get(key, 0) + int(value.size)
+
+    def run() -> Any:
+        model = network(rngs=nnx.Rngs(0))
+        count(model, nnx.Param, params)
+        count(model, nnx.BatchStat, stats)
+        names = {id(module): tuple(path) for path, module in nnx.iter_modules(model)}
+        with recording_outputs(names, shapes):
+            batch = jnp.zeros((1, *compiled.graph.input_shape), jnp.float32)
+            return model(batch, train=bool(compiled.graph.heads))
+
+    jax.eval_shape(run)
+    return shapes, params, stats
+
+
+def check_against_flax(compiled: Compiled) -> FlaxCheck:
+    """Compare shapes and counts of every node with the abstractly built module."""
+    shapes, params, stats = abstract_trace(compiled)
+    compared = 0
+    for node in compiled.report.nodes:
+        graph_node = compiled.graph.node(node.name)
+        path = state_path(node.name)
+        where = {"location": graph_node.origin, "path": graph_node.trail}
+        if path in shapes:
+            compared += 1
+            if shapes[path] != node.output_shape:
+                raise SpecError(
+                    f"netspec bug: the Flax layer {'/'.join(map(str, path))} outputs "
+                    f"{format_shape(shapes[path])} but the analysis says "
+                    f"{format_shape(node.output_shape)}",
+                    **where,
+                )
+        for what, found, expected in (
+            ("parameters", params.get(path, 0), node.params),
+            ("statistics", stats.get(path, 0), node.state),
+        ):
+            if found != expected:
+                raise SpecError(
+                    f"netspec bug: the Flax layer {'/'.join(map(str, path))} has {found:,} "
+                    f"{what} but the analysis counts {expected:,}",
+                    **where,
+                )
+    known = {state_path(n.name) for n in compiled.report.nodes}
+    stray = sorted(set(params) - known, key=str)
+    if stray:
+        raise SpecError(
+            f"netspec bug: the Flax module has parameters at {stray[0]} that no "
+            "row of the spec accounts for"
+        )
+    return FlaxCheck(compared, sum(params.values()), sum(stats.values()))
