@@ -127,7 +127,8 @@ def test_missing_file_is_a_clean_error(argv):
 
 def test_compile_does_not_import_jax():
     code = (
-        "import sys; from netspec.cli import main; main(['compile', 'resnet18', '--json', '--no-check']);"
+        "import sys; from netspec.cli import main;"
+        "main(['compile', 'resnet18', '--json', '--no-check']);"
         "sys.stderr.write(str('jax' in sys.modules))"
     )
     result = subprocess.run(
