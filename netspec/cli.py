@@ -50,6 +50,58 @@ def build_parser() -> argparse.ArgumentParser:
         "--param-dtype", choices=DTYPES, help="parameter dtype (overrides the spec's)"
     )
 
+    train = commands.add_parser("train", help="train a spec on a data set")
+    train.add_argument("spec", help="a spec file or zoo name")
+    train.add_argument(
+        "--data",
+        help="image folder, CIFAR-10 batches folder, MNIST IDX folder, "
+        ".npz file, or 'digits' (the default: scikit-learn's 8x8 digits)",
+    )
+    train.add_argument(
+        "--out", default="runs/latest", help="the run directory (default: runs/latest)"
+    )
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a spec variable, or training.FIELD=VALUE",
+    )
+    train.add_argument(
+        "--training",
+        dest="training_file",
+        metavar="FILE",
+        help="a YAML file of training options (over the spec's `training:`)",
+    )
+    train.add_argument("--epochs", type=int, help="shorthand for --set training.epochs=N")
+    train.add_argument("--batch-size", type=int, help="shorthand for --set training.batch_size=N")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    train.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="skip unreadable images (counted in the summary) instead of stopping",
+    )
+    train.add_argument("--workers", type=int, help="background data workers")
+    train.add_argument("--max-steps", type=int, help=argparse.SUPPRESS)
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--coordinator", metavar="HOST:PORT", help="multi-process: coordinator")
+    train.add_argument("--num-processes", type=int, help="multi-process: number of processes")
+    train.add_argument("--process-id", type=int, help="multi-process: this process's index")
+
+    evaluate = commands.add_parser("eval", help="evaluate a trained run")
+    evaluate.add_argument("run", help="a run directory written by `netspec train`")
+    evaluate.add_argument(
+        "--data", help="data to evaluate on (default: the run's validation split)"
+    )
+    evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    predict = commands.add_parser("predict", help="classify images with a trained run")
+    predict.add_argument("run", help="a run directory written by `netspec train`")
+    predict.add_argument("images", nargs="+", help="image files")
+    predict.add_argument("--top-k", type=int, default=5, help="how many classes to show")
+    predict.add_argument("--json", action="store_true", help="print the result as JSON")
+
     commands.add_parser("list", help="list the zoo specs with their totals")
     commands.add_parser("schema", help="print the JSON Schema of the spec format")
     return parser
@@ -129,7 +181,84 @@ def run_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"compile": run_compile, "list": run_list, "schema": run_schema}
+def run_train(args: argparse.Namespace) -> int:
+    from .train.loop import Stop, TrainOptions, train
+
+    if args.coordinator or args.num_processes or args.process_id is not None:
+        if not (args.coordinator and args.num_processes and args.process_id is not None):
+            raise SpecError(
+                "multi-process training needs --coordinator, --num-processes "
+                "and --process-id together"
+            )
+        from .train.distributed import initialize
+
+        initialize(args.coordinator, args.num_processes, args.process_id)
+    overrides = list(args.overrides)
+    if args.epochs is not None:
+        overrides.append(f"training.epochs={args.epochs}")
+    if args.batch_size is not None:
+        overrides.append(f"training.batch_size={args.batch_size}")
+    options = TrainOptions(
+        spec=args.spec,
+        out=Path(args.out),
+        data=args.data,
+        overrides=overrides,
+        training_file=args.training_file,
+        resume=args.resume,
+        skip_bad_images=args.skip_bad_images,
+        workers=args.workers,
+        progress=not args.no_progress,
+        max_steps=args.max_steps,
+    )
+    try:
+        record = train(options)
+    except Stop as stop:
+        print(f"error: {stop}", file=sys.stderr)
+        return stop.code
+    if record:
+        print(
+            f"done: val_acc {record['val_acc']:.2%} after {record['epoch']} epochs; "
+            f"run directory {options.out}"
+        )
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from .train.use import evaluate_run
+
+    result = evaluate_run(Path(args.run), args.data)
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        print(
+            f"{result['images']:,} images: loss {result['loss']:.4f}, top-1 "
+            f"{result['top1']:.2%}, top-5 {result['top5']:.2%}; confusion matrix "
+            f"{result['confusion_matrix']}"
+        )
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from .train.use import predict
+
+    results = predict(Path(args.run), args.images, args.top_k)
+    if args.json:
+        print(json.dumps(results, indent=1))
+        return 0
+    for result in results:
+        ranked = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in result["top"])
+        print(f"{result['image']}: {ranked}")
+    return 0
+
+
+COMMANDS = {
+    "compile": run_compile,
+    "train": run_train,
+    "eval": run_eval,
+    "predict": run_predict,
+    "list": run_list,
+    "schema": run_schema,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -476,23 +476,7 @@ class Generator:
             value = self.sequence(items, child, out, target, inputs[0])
             out.call.append(f"{var} = {value.var}")
             return value.shape
-        branch_names = auto_names([None] * len(items), "b")
-        values = []
-        for index, raw in enumerate(items):
-            branch, branch_body, options, _ = self.split(raw, branch_names[index])
-            if isinstance(raw, list | YamlSeq):
-                branch_body = raw
-            value, _ = self.row(
-                branch, branch_body, options, None, child, out, target, inputs[0], False
-            )
-            child.values[branch] = value
-            values.append(value)
-        joined = ", ".join(v.var for v in values)
-        if kind == "concat":
-            out.call.append(f"{var} = jnp.concatenate([{joined}], axis=-1)")
-            return "concat_shape(" + ", ".join(v.shape for v in values) + ")"
-        out.call.append(f"{var} = " + " + ".join(v.var for v in values))
-        return values[0].shape
+        return self.branches(kind, items, child, out, target, inputs[0], var).shape
 
     def composite(self, body: Any) -> tuple[str, list[Any]]:
         if isinstance(body, list):
@@ -751,7 +735,9 @@ class Generator:
         if kind == "layers":
             result = self.sequence(list(block[kind]), scope, out, "self", source)
         else:
-            result = self.flat_branches(kind, list(block[kind]), scope, out, source)
+            result = self.branches(
+                kind, list(block[kind]), scope, out, "self", source, out.local(kind)
+            )
         line = self.data["blocks"].key_locs.get(name)
         doc = block.get("doc") or self.comment_at(line.line if line else None) or ""
         doc = f"Block `{name}`" + (f": {doc}" if doc else ".")
@@ -759,22 +745,28 @@ class Generator:
             self.block_classes[name], doc, params, [identifier(v) for v in globals_], out, result
         )
 
-    def flat_branches(
-        self, kind: str, items: list[Any], scope: Scope, out: Body, source: Value
+    def branches(
+        self,
+        kind: str,
+        items: list[Any],
+        scope: Scope,
+        out: Body,
+        attr: str,
+        source: Value,
+        var: str,
     ) -> Value:
-        """A block whose body is `concat`/`add`: branches are the class's own attributes."""
+        """Parallel branches under `attr`, each reading `source`, merged by `concat` / `add`."""
         names = auto_names([None] * len(items), "b")
         values = []
         for index, raw in enumerate(items):
             branch, body, options, _ = self.split(raw, names[index])
             if isinstance(raw, list | YamlSeq):
                 body = raw
-            value, _ = self.row(branch, body, options, None, scope, out, "self", source, False)
+            value, _ = self.row(branch, body, options, None, scope, out, attr, source, False)
             scope.values[branch] = value
             values.append(value)
-        var = out.local(kind)
-        joined = ", ".join(v.var for v in values)
         if kind == "concat":
+            joined = ", ".join(v.var for v in values)
             out.call.append(f"{var} = jnp.concatenate([{joined}], axis=-1)")
             return Value(var, "concat_shape(" + ", ".join(v.shape for v in values) + ")")
         out.call.append(f"{var} = " + " + ".join(v.var for v in values))

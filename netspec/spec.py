@@ -112,6 +112,9 @@ class SpecModel(StrictModel):
         "float32", description="Storage dtype of the parameters."
     )
     blocks: dict[Name, BlockDef] = Field(default_factory=dict)
+    training: dict[str, Any] | None = Field(
+        None, description="How `netspec train` trains it: see docs/training.md."
+    )
     layers: list[Row] = Field(min_length=1, description="The table: one row per layer or block.")
 
     @field_validator("name")

@@ -181,13 +181,17 @@ def is_row_path(path: tuple[Any, ...]) -> bool:
     )
 
 
-def describe_validation_error(error: ValidationError, data: Any, what: str) -> SpecError:
-    """A SpecError for the first problem in a whole-file model, located via the YAML data."""
+def describe_validation_error(
+    error: ValidationError, data: Any, what: str, model: type[BaseModel] | None = None
+) -> SpecError:
+    """A SpecError for the first problem in a whole-file model (or a section of one, such as
+    `training`, whose model is `model`), located via the YAML data."""
+    prefix = "" if what == "spec" else what
     first = most_telling(error.errors())
     loc = tuple(first["loc"])
     kind = first["type"]
     path, on_key = data_path(data, loc[:-1] if kind == "extra_forbidden" else loc)
-    shown = ".".join(str(p) for p in path) or what
+    shown = ".".join(str(p) for p in (prefix, *path) if p != "") or what
     location: Location | None = locate(data, path)
     if kind == "extra_forbidden" or on_key:
         key = loc[len(path)] if kind == "extra_forbidden" else path[-1]
@@ -197,13 +201,13 @@ def describe_validation_error(error: ValidationError, data: Any, what: str) -> S
             return SpecError(
                 f"'{key}' may only use letters, digits and '_'",
                 location,
-                path=".".join(map(str, parent)) or what,
+                path=".".join(str(p) for p in (prefix, *parent) if p != "") or what,
             )
-        allowed = fields_at(parent)
+        allowed = fields_at(parent, model)
         return SpecError(
             f"unknown key '{key}'",
             location,
-            path=".".join(map(str, parent)) or what,
+            path=".".join(str(p) for p in (prefix, *parent) if p != "") or what,
             hint=did_you_mean(str(key), allowed)
             or ("expected one of: " + ", ".join(allowed) if allowed else None),
         )
@@ -233,7 +237,11 @@ def describe_validation_error(error: ValidationError, data: Any, what: str) -> S
     field = str(path[-1]) if path else what
     message, hint = describe_problem(field, problems)
     return SpecError(
-        message, location, path=".".join(map(str, path[:-1])) or what, field=field, hint=hint
+        message,
+        location,
+        path=".".join(str(p) for p in (prefix, *path[:-1]) if p != "") or what,
+        field=field,
+        hint=hint,
     )
 
 
@@ -255,15 +263,24 @@ def yaml_text(value: Any) -> str:
     return repr(value)
 
 
-def fields_at(loc: tuple[Any, ...]) -> list[str]:
-    """The allowed keys of the model reached by `loc` inside SpecModel (top level or a block)."""
+def fields_at(loc: tuple[Any, ...], model: type[BaseModel] | None = None) -> list[str]:
+    """The allowed keys of the (sub)model reached by `loc`, e.g. a block of the spec."""
     from .spec import BlockDef, SpecModel
 
-    if not loc:
-        return list(SpecModel.model_fields)
-    if loc[0] == "blocks" and len(loc) == 2:
-        return list(BlockDef.model_fields)
-    return []
+    current: Any = model or SpecModel
+    for part in loc:
+        if current is SpecModel and part == "blocks":
+            current = dict
+            continue
+        if current is dict:
+            current = BlockDef
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        current = annotation
+    return list(getattr(current, "model_fields", {}))
 
 
 def missing_hint(key: str) -> str | None:

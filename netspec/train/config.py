@@ -1,0 +1,220 @@
+"""The `training:` section of a spec (or a separate YAML file): optimizer, schedule, data.
+
+Every field has a default, so a spec without `training:` still trains. Values may be
+overridden from the command line with `--set training.learning_rate=0.1` (dotted paths).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
+
+from ..errors import SpecError, did_you_mean
+from ..layers.base import Integer, Number
+from ..load import YamlMap, load_yaml, resolve_scalar
+from ..validation import describe_validation_error
+
+PositiveNumber = Annotated[Number, Field(gt=0)]
+Fraction = Annotated[Number, Field(ge=0, lt=1)]
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "nadam", "rmsprop", "adagrad", "lamb", "lion", "lars")
+"""optax optimizers by their optax name; each takes `learning_rate` plus its own options."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OptimizerConfig(Strict):
+    """`optimizer: {name: sgd, momentum: 0.9, nesterov: true}`: an optax optimizer and its
+    options (checked against the optax function's own arguments)."""
+
+    name: Literal[OPTIMIZERS] = "sgd"  # type: ignore[valid-type]
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_options(cls, data: Any) -> Any:
+        """Everything beside `name` is an option of the optax optimizer."""
+        if isinstance(data, str):
+            return {"name": data}
+        if isinstance(data, Mapping) and "options" not in data:
+            name = data.get("name", "sgd")
+            return {"name": name, "options": {k: v for k, v in data.items() if k != "name"}}
+        return data
+
+    @model_validator(mode="after")
+    def _known_options(self) -> OptimizerConfig:
+        allowed = optimizer_arguments(self.name)
+        for key in self.options:
+            if key not in allowed:
+                hint = did_you_mean(key, allowed)
+                raise ValueError(
+                    f"optax.{self.name} has no option '{key}'"
+                    + (f"; {hint}" if hint else f"; it takes: {', '.join(allowed)}")
+                )
+        return self
+
+
+def optimizer_arguments(name: str) -> list[str]:
+    """The keyword arguments of optax.<name> other than the learning rate."""
+    import optax
+
+    signature = inspect.signature(getattr(optax, name))
+    return [p for p in signature.parameters if p != "learning_rate"]
+
+
+class ScheduleConfig(Strict):
+    """How the learning rate changes, in epochs (fractions allowed):
+    `constant`; `step` (× `factor` every `step_epochs`); `piecewise` (× each of `factors` at
+    each of `boundaries`); `cosine` (to `final_fraction` × lr); `exponential` (× `factor` per
+    epoch). `warmup_epochs` ramps linearly from 0 first."""
+
+    name: Literal["constant", "step", "piecewise", "cosine", "exponential"] = "constant"
+    warmup_epochs: Annotated[Number, Field(ge=0)] = 0
+    step_epochs: PositiveNumber | None = None
+    factor: PositiveNumber = 0.1
+    boundaries: list[PositiveNumber] = Field(default_factory=list)
+    factors: list[PositiveNumber] = Field(default_factory=list)
+    final_fraction: Annotated[Number, Field(ge=0, le=1)] = 0.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"name": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _complete(self) -> ScheduleConfig:
+        if self.name == "step" and self.step_epochs is None:
+            raise ValueError("a `step` schedule needs step_epochs (e.g. 30: × factor every 30)")
+        if self.name == "piecewise" and len(self.boundaries) != len(self.factors):
+            raise ValueError("a `piecewise` schedule needs as many factors as boundaries")
+        return self
+
+
+class AugmentConfig(Strict):
+    """Training-time augmentation: `random_crop: 4` pads 4 pixels and crops back (CIFAR);
+    `random_resized_crop: [0.08, 1.0]` crops a random area fraction and resizes (ImageNet);
+    `horizontal_flip: true`."""
+
+    random_crop: Annotated[Integer, Field(ge=0)] = 0
+    random_resized_crop: tuple[Fraction | Literal[1], Fraction | Literal[1]] | None = None
+    horizontal_flip: StrictBool = False
+
+
+class NormalizeConfig(Strict):
+    """`(x / 255 - mean) / std` per channel; the tutorials' `(x/255 - 0.5)/0.5` is
+    `{mean: [0.5], std: [0.5]}` (one value applies to every channel)."""
+
+    mean: list[Number] = Field(default_factory=lambda: [0.0])
+    std: list[PositiveNumber] = Field(default_factory=lambda: [1.0])
+
+
+class TrainingConfig(Strict):
+    """Everything `netspec train` needs beside the network and the data."""
+
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    learning_rate: PositiveNumber = 0.01
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    weight_decay: Annotated[Number, Field(ge=0)] = 0.0
+    weight_decay_style: Literal["l2", "decoupled"] = Field(
+        "l2",
+        description="l2: added to the gradient, as the papers' L2 regularisation; "
+        "decoupled: subtracted from the weights, as AdamW does",
+    )
+    weight_decay_on: Literal["kernels", "all"] = Field(
+        "kernels",
+        description="kernels: conv and dense weights only (not biases or batch "
+        "norm); all: every parameter",
+    )
+    label_smoothing: Fraction = 0.0
+    grad_clip: PositiveNumber | None = Field(None, description="clip gradients to this global norm")
+    batch_size: Annotated[Integer, Field(ge=1)] = 32
+    epochs: Annotated[Integer, Field(ge=1)] = 10
+    aux_weights: dict[str, Annotated[Number, Field(ge=0)]] = Field(
+        default_factory=dict, description="override the loss weight of auxiliary heads by row"
+    )
+    dtype: Literal["float32", "bfloat16", "float16"] | None = None
+    seed: Integer = 0
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
+    data: str | None = Field(None, description="default data source when --data is not given")
+    val_fraction: Annotated[Number, Field(gt=0, lt=1)] = 0.1
+    workers: Annotated[Integer, Field(ge=0)] = 2
+
+
+def apply_overrides(section: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Set dotted keys (`optimizer.momentum`) in a plain copy of the section."""
+    result = to_plain(section)
+    for dotted, value in overrides.items():
+        target = result
+        *parents, last = dotted.split(".")
+        for key in parents:
+            child = target.get(key)
+            if isinstance(child, str) and key in ("optimizer", "schedule"):
+                child = {"name": child}
+            if not isinstance(child, dict):
+                child = {}
+            target[key] = child
+            target = child
+        target[last] = value
+    return result
+
+
+def to_plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: to_plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_plain(v) for v in value]
+    return value
+
+
+def split_overrides(pairs: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """`--set` pairs for spec variables, and those for `training.*` (parsed as YAML scalars)."""
+    variables, training = [], {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if key.strip().startswith("training."):
+            text = value.strip()
+            training[key.strip()[len("training.") :]] = (
+                load_yaml(text, "--set") if text.startswith("[") else resolve_scalar(text)
+            )
+        else:
+            variables.append(pair)
+    return variables, training
+
+
+def load_training_config(
+    spec_data: YamlMap, file: str | None = None, overrides: Mapping[str, Any] | None = None
+) -> TrainingConfig:
+    """The spec's `training:` section, then `file`'s (a YAML mapping of the same fields) over
+    it, then `--set training.*` overrides; errors located in whichever file holds the value."""
+    section = spec_data.get("training") or YamlMap()
+    source: Any = section
+    if file is not None:
+        from ..load import load_file
+
+        extra = load_file(file)
+        if not isinstance(extra, Mapping):
+            raise SpecError("a training file is a mapping of training options", path=file)
+        check(extra, "training")
+        merged = {**to_plain(section), **to_plain(extra)}
+        source = extra
+    else:
+        merged = to_plain(section)
+    check(source, "training")
+    try:
+        return TrainingConfig.model_validate(apply_overrides(merged, overrides or {}))
+    except ValidationError as error:
+        raise describe_validation_error(error, source, "training", TrainingConfig) from None
+
+
+def check(section: Any, what: str) -> None:
+    """Validate a section as it is written, so an error points at its line."""
+    try:
+        TrainingConfig.model_validate(to_plain(section))
+    except ValidationError as error:
+        raise describe_validation_error(error, section, what, TrainingConfig) from None

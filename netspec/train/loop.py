@@ -1,0 +1,415 @@
+"""`netspec train`: the training loop, its run directory, resume and fault handling."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import SpecError
+
+EXIT_INTERRUPTED = 130
+EXIT_NOT_FINITE = 3
+
+
+@dataclass
+class TrainOptions:
+    """What the command line asked for."""
+
+    spec: str
+    out: Path
+    data: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    training_file: str | None = None
+    resume: bool = False
+    skip_bad_images: bool = False
+    workers: int | None = None
+    progress: bool = True
+    max_steps: int | None = None
+    """Stop after this many optimizer steps in this invocation (tests, smoke runs)."""
+
+
+class Stop(Exception):
+    """Training ended early; `code` is the process exit status, `message` says why."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class SignalFlag:
+    """SIGINT/SIGTERM set a flag; the loop checkpoints at the next step and stops."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> SignalFlag:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            self.previous[number] = signal.signal(number, self.handle)
+        return self
+
+    def handle(self, number: int, frame: Any) -> None:
+        if self.signal is not None:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.signal = number
+
+    def __exit__(self, *exc: object) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def prepare_run_dir(options: TrainOptions) -> None:
+    """Refuse to overwrite an earlier run unless resuming it; create the folder."""
+    out = options.out
+    if out.exists() and not out.is_dir():
+        raise SpecError("exists and is not a folder", path=str(out))
+    has_run = (out / "checkpoints").exists() or (out / "metrics.jsonl").exists()
+    if has_run and not options.resume:
+        raise SpecError(
+            "already holds a training run",
+            path=str(out),
+            hint="add --resume to continue it, or choose another --out",
+        )
+    if options.resume and not has_run:
+        raise SpecError(
+            "holds no training run to resume", path=str(out), hint="drop --resume to start one here"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def fit_classes(
+    compiled: Any, classes: int, overrides: list[str], recompile: Callable[[list[str]], Any]
+) -> tuple[Any, list[str]]:
+    """Make the network's output match the data's class count, via `num_classes`."""
+    outputs = compiled.report.output_shape[2]
+    if outputs == classes:
+        return compiled, overrides
+    if "num_classes" not in compiled.graph.variables:
+        raise SpecError(
+            f"the data has {classes} classes but the network outputs {outputs}",
+            path=compiled.graph.source,
+            hint="add `vars: {num_classes: ...}` and use $num_classes in the last dense row",
+        )
+    say(
+        f"the data has {classes} classes: setting num_classes={classes} "
+        f"(the spec says {compiled.graph.variables['num_classes']})"
+    )
+    overrides = [o for o in overrides if not o.startswith("num_classes=")]
+    overrides.append(f"num_classes={classes}")
+    return recompile(overrides), overrides
+
+
+def train(options: TrainOptions) -> dict[str, Any]:
+    """Train a spec on a data source; returns the last epoch's metrics record."""
+    from ..compiled import compile_with
+    from . import artifacts
+    from .checkpoint import Checkpoints
+    from .config import load_training_config, split_overrides
+    from .datasets import load_dataset
+    from .distributed import Parallel
+    from .optim import build_optimizer
+    from .pipeline import Augment, Normalize, Pipeline
+    from .steps import initial_state, make_steps, zero_sums
+
+    prepare_run_dir(options)
+    variables, training_overrides = split_overrides(options.overrides)
+    compiled = compile_with(options.spec, variables)
+    config = load_training_config(compiled.data, options.training_file, training_overrides)
+    if config.dtype:
+        compiled = compile_with(options.spec, variables, config.dtype)
+    image_shape = compiled.graph.input_shape
+    source = options.data or config.data
+    dataset = load_dataset(
+        source,
+        image_shape,
+        seed=config.seed,
+        val_fraction=config.val_fraction,
+        skip_bad_images=options.skip_bad_images,
+    )
+    compiled, variables = fit_classes(
+        compiled,
+        len(dataset.class_names),
+        variables,
+        lambda v: compile_with(options.spec, v, config.dtype),
+    )
+    parallel = Parallel.create(config.batch_size)
+    say(
+        f"data: {dataset.source}; {len(dataset.train):,} train / {len(dataset.val):,} val "
+        f"images, {len(dataset.class_names)} classes; {parallel.describe()}"
+        + (f"; skipped {len(dataset.skipped)} unreadable images" if dataset.skipped else "")
+    )
+
+    out = options.out
+    artifacts.save_class_names(out, dataset.class_names)
+    (out / "spec.yaml").write_text(compiled.text, encoding="utf-8") if not options.resume else None
+    artifacts.save_json(
+        out / "config.json",
+        {
+            "spec": str(options.spec),
+            "variables": variables,
+            "training": config.model_dump(),
+            "data": source,
+            "input_shape": list(image_shape),
+            "classes": dataset.class_names,
+            "dtype": compiled.dtype,
+        },
+    )
+
+    workers = config.workers if options.workers is None else options.workers
+    augment = Augment(
+        config.augment.random_crop,
+        tuple(config.augment.random_resized_crop) if config.augment.random_resized_crop else None,
+        config.augment.horizontal_flip,
+    )
+    channels = image_shape[2]
+    normalize = Normalize(
+        tuple(broadcast(config.normalize.mean, channels)),
+        tuple(broadcast(config.normalize.std, channels)),
+    )
+    shard = (parallel.process_index, parallel.process_count)
+    train_data = Pipeline(
+        dataset.train,
+        image_shape,
+        parallel.local_batch,
+        train=True,
+        augment=augment,
+        normalize=normalize,
+        seed=config.seed,
+        workers=workers,
+        shard=shard,
+    )
+    val_data = Pipeline(
+        dataset.val,
+        image_shape,
+        parallel.local_batch,
+        train=False,
+        normalize=normalize,
+        seed=config.seed,
+        workers=workers,
+        shard=shard,
+    )
+    steps_per_epoch = train_data.steps_per_epoch()
+    if steps_per_epoch < 1:
+        raise SpecError(
+            f"batch size {config.batch_size} is larger than the training set "
+            f"({len(dataset.train)} images)",
+            field="training.batch_size",
+        )
+
+    tx, schedule = build_optimizer(config, steps_per_epoch)
+    model = compiled.build(seed=config.seed)
+    weights = {**model.loss_weights, **config.aux_weights}
+    unknown = set(config.aux_weights) - set(model.loss_weights)
+    if unknown:
+        raise SpecError(
+            f"aux_weights names {sorted(unknown)[0]!r}, which is not a head",
+            field="training.aux_weights",
+            hint="heads: " + ", ".join(model.loss_weights),
+        )
+    graphdef, state = initial_state(model, tx)
+    state = parallel.replicate(state)
+    steps = make_steps(graphdef, tx, weights, config.label_smoothing)
+    checkpoints = Checkpoints(out)
+    metrics = artifacts.MetricsLog(out / "metrics.jsonl")
+
+    epoch, start_step, best = 0, 0, -1.0
+    if options.resume:
+        restored = checkpoints.restore(state, report=say)
+        if restored is None:
+            raise SpecError("no usable checkpoint to resume from", path=str(out))
+        state, record = restored
+        state = parallel.replicate(state)
+        epoch, start_step, best = record["epoch"], record["step_in_epoch"], record["best"]
+        metrics.truncate_to(epoch)
+        say(f"resuming at epoch {epoch + 1}, step {start_step} of {steps_per_epoch}")
+    # After a resume, TensorBoard hides the crashed run's later steps (purge_step).
+    board = artifacts.TensorBoard(out, purge_step=epoch + 1) if parallel.is_main else None
+
+    def record_of(epoch: int, step_in_epoch: int) -> dict[str, Any]:
+        return {"epoch": epoch, "step_in_epoch": step_in_epoch, "best": best}
+
+    last: dict[str, Any] = {}
+    taken = 0
+    try:
+        with SignalFlag() as flag:
+            while epoch < config.epochs:
+                started = time.perf_counter()
+                progress = Progress(epoch, config.epochs, steps_per_epoch, options.progress)
+                step_in_epoch = start_step
+                for batch in train_data.epoch(epoch, start_step):
+                    images, labels, mask = parallel.batch(batch)
+                    state = steps.train(state, images, labels, mask)
+                    step_in_epoch += 1
+                    taken += 1
+                    if progress.due() or step_in_epoch == steps_per_epoch:
+                        check_finite_loss(state, checkpoints)
+                        progress.update(step_in_epoch, state.sums, parallel.global_batch)
+                    if flag.signal is not None or (
+                        options.max_steps and taken >= options.max_steps
+                    ):
+                        progress.close()
+                        checkpoints.save(int(state.step), state, record_of(epoch, step_in_epoch))
+                        if flag.signal is not None:
+                            raise Stop(
+                                f"stopped by {signal.Signals(flag.signal).name} at epoch "
+                                f"{epoch + 1}, step {step_in_epoch}; checkpoint saved: resume "
+                                f"with --resume",
+                                EXIT_INTERRUPTED,
+                            )
+                        return last
+                progress.close()
+                check_finite_loss(state, checkpoints)
+                train_seconds = time.perf_counter() - started
+                sums = {k: float(v) for k, v in state.sums.items()}
+                val = evaluate(steps, state.params, state.rest, val_data, parallel)
+                record = {
+                    "epoch": epoch + 1,
+                    "train_loss": sums["loss"] / max(sums["count"], 1),
+                    "train_acc": sums["correct"] / max(sums["count"], 1),
+                    "val_loss": val["loss"],
+                    "val_acc": val["acc"],
+                    **({"val_top5": val["top5"]} if len(dataset.class_names) >= 5 else {}),
+                    "lr": float(schedule(state.step)),
+                    "seconds": time.perf_counter() - started,
+                    "images_per_sec": sums["count"] / max(train_seconds, 1e-9),
+                }
+                if board is not None:
+                    metrics.append(record)
+                    board.write_epoch(record)
+                    artifacts.plot_curves(metrics.read(), out / "curves.png")
+                say(summary_line(record, config.epochs))
+                if record["val_acc"] > best:
+                    best = record["val_acc"]
+                    checkpoints.save(
+                        epoch + 1,
+                        (state.params, state.rest),
+                        {"epoch": epoch + 1, "val_acc": best},
+                        best=True,
+                    )
+                epoch, start_step = epoch + 1, 0
+                state = state._replace(sums=parallel.replicate(zero_sums()))
+                checkpoints.save(int(state.step), state, record_of(epoch, 0))
+                last = record
+    finally:
+        if board is not None:
+            board.close()
+        checkpoints.close()
+    return last
+
+
+def broadcast(values: list[float], channels: int) -> list[float]:
+    if len(values) == 1:
+        return values * channels
+    if len(values) != channels:
+        raise SpecError(
+            f"normalize gives {len(values)} values for {channels} channels",
+            field="training.normalize",
+        )
+    return values
+
+
+def check_finite_loss(state: Any, checkpoints: Any) -> None:
+    bad = int(state.nan_step)
+    if bad >= 0:
+        raise Stop(
+            f"the loss became NaN or infinite at step {bad + 1}; stopped without saving, the "
+            "last good checkpoint is intact (try a lower learning rate or grad_clip)",
+            EXIT_NOT_FINITE,
+        )
+
+
+def evaluate(steps: Any, params: Any, rest: Any, data: Any, parallel: Any) -> dict[str, float]:
+    """Loss, top-1 and top-5 accuracy over a whole split (padding masked out)."""
+    import jax
+
+    totals = None
+    for batch in data.epoch(0):
+        images, labels, mask = parallel.batch(batch)
+        result = steps.evaluate(params, rest, images, labels, mask)
+        totals = result if totals is None else jax.tree.map(lambda a, b: a + b, totals, result)
+    if totals is None:
+        return {"loss": float("nan"), "acc": float("nan"), "top5": float("nan")}
+    count = max(float(totals["count"]), 1.0)
+    return {
+        "loss": float(totals["loss"]) / count,
+        "acc": float(totals["correct"]) / count,
+        "top5": float(totals["top5"]) / count,
+    }
+
+
+def summary_line(record: dict[str, Any], epochs: int) -> str:
+    top5 = f" top5 {record['val_top5']:.2%}" if "val_top5" in record else ""
+    return (
+        f"epoch {record['epoch']}/{epochs}: loss {record['train_loss']:.4f} "
+        f"acc {record['train_acc']:.2%} | val loss {record['val_loss']:.4f} "
+        f"acc {record['val_acc']:.2%}{top5} | lr {record['lr']:.3g} | "
+        f"{record['images_per_sec']:,.0f} img/s, {record['seconds']:.1f}s"
+    )
+
+
+class Progress:
+    """A rich progress bar per epoch (on a terminal); updates at most 4 times a second, the
+    only moments the host waits for the device."""
+
+    def __init__(self, epoch: int, epochs: int, total: int, enabled: bool) -> None:
+        self.started = time.perf_counter()
+        self.last = 0.0
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as RichProgress
+
+            self.bar = RichProgress(
+                TextColumn(f"epoch {epoch + 1}/{epochs}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.description}"),
+                TimeRemainingColumn(),
+                transient=True,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task("", total=total)
+
+    def due(self) -> bool:
+        return self.bar is not None and time.perf_counter() - self.last > 0.25
+
+    def update(self, step: int, sums: dict[str, Any], batch: int) -> None:
+        self.last = time.perf_counter()
+        if self.bar is None:
+            return
+        count = max(float(sums["count"]), 1.0)
+        rate = step * batch / max(self.last - self.started, 1e-9)
+        text = (
+            f"loss {float(sums['loss']) / count:.4f} acc {float(sums['correct']) / count:.2%}"
+            f" {rate:,.0f} img/s"
+        )
+        self.bar.update(self.task, completed=step, description=text)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+def run_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The metrics records of a run directory."""
+    from .artifacts import MetricsLog
+
+    return MetricsLog(run_dir / "metrics.jsonl").read()
+
+
+def load_config(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "config.json"
+    if not path.exists():
+        raise SpecError("is not a training run (no config.json)", path=str(run_dir))
+    return json.loads(path.read_text(encoding="utf-8"))

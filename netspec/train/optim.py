@@ -1,0 +1,95 @@
+"""The optax optimizer and learning-rate schedule a TrainingConfig describes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from .config import ScheduleConfig, TrainingConfig
+
+Schedule = Callable[[jax.Array], jax.Array]
+
+
+def learning_rate_schedule(config: TrainingConfig, steps_per_epoch: int) -> Schedule:
+    """Learning rate per optimizer step; epoch counts in the config become steps here."""
+    lr = config.learning_rate
+    plan: ScheduleConfig = config.schedule
+    total = config.epochs * steps_per_epoch
+    warmup = round(plan.warmup_epochs * steps_per_epoch)
+
+    def steps(epochs: float) -> int:
+        return max(round(epochs * steps_per_epoch), 1)
+
+    if plan.name == "constant":
+        main: Schedule = optax.constant_schedule(lr)
+    elif plan.name == "step":
+        main = optax.exponential_decay(
+            lr, steps(plan.step_epochs or 1), plan.factor, staircase=True
+        )
+    elif plan.name == "piecewise":
+        main = optax.piecewise_constant_schedule(
+            lr, {steps(b) - warmup: f for b, f in zip(plan.boundaries, plan.factors, strict=True)}
+        )
+    elif plan.name == "cosine":
+        main = optax.cosine_decay_schedule(lr, max(total - warmup, 1), plan.final_fraction)
+    else:  # exponential: x factor per epoch, smoothly
+        main = optax.exponential_decay(lr, steps_per_epoch, plan.factor)
+    if not warmup:
+        return main
+    return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), main], [warmup])
+
+
+def decay_mask(config: TrainingConfig) -> Callable[[Any], Any]:
+    """Which parameters weight decay applies to: conv/dense kernels, or everything."""
+
+    def mask(params: Any) -> Any:
+        if config.weight_decay_on == "all":
+            return jax.tree.map(lambda _: True, params)
+        return jax.tree_util.tree_map_with_path(
+            lambda path, _: bool(path) and str(getattr(path[-1], "key", "")) == "kernel", params
+        )
+
+    return mask
+
+
+def decoupled_weight_decay(
+    rate: float, schedule: Schedule, mask: Callable[[Any], Any]
+) -> optax.GradientTransformation:
+    """Subtract `lr(t) * rate * w` from the update (AdamW-style decay, for any optimizer)."""
+
+    def init(params: Any) -> optax.ScaleByScheduleState:
+        return optax.ScaleByScheduleState(count=jnp.zeros([], jnp.int32))
+
+    def update(
+        updates: Any, state: optax.ScaleByScheduleState, params: Any = None
+    ) -> tuple[Any, optax.ScaleByScheduleState]:
+        scale = schedule(state.count) * rate
+        decayed = jax.tree.map(
+            lambda u, p, m: u - scale * p if m else u, updates, params, mask(params)
+        )
+        return decayed, optax.ScaleByScheduleState(count=state.count + 1)
+
+    return optax.GradientTransformation(init, update)
+
+
+def build_optimizer(
+    config: TrainingConfig, steps_per_epoch: int
+) -> tuple[optax.GradientTransformation, Schedule]:
+    """Gradient clipping, L2 or decoupled weight decay, then the optax optimizer."""
+    schedule = learning_rate_schedule(config, steps_per_epoch)
+    optimizer = getattr(optax, config.optimizer.name)(  # a name checked against OPTIMIZERS
+        learning_rate=schedule, **config.optimizer.options
+    )
+    parts: list[optax.GradientTransformation] = []
+    if config.grad_clip:
+        parts.append(optax.clip_by_global_norm(config.grad_clip))
+    if config.weight_decay and config.weight_decay_style == "l2":
+        parts.append(optax.add_decayed_weights(config.weight_decay, decay_mask(config)))
+    parts.append(optimizer)
+    if config.weight_decay and config.weight_decay_style == "decoupled":
+        parts.append(decoupled_weight_decay(config.weight_decay, schedule, decay_mask(config)))
+    return optax.chain(*parts), schedule
