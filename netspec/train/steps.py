@@ -76,7 +76,7 @@ def make_steps(
         count = jnp.maximum(mask.sum(), 1.0)
 
         def loss_fn(params: Any) -> tuple[jax.Array, tuple[jax.Array, jax.Array, Any]]:
-            model = nnx.merge(graphdef, params, state.rest)
+            model = nnx.merge(graphdef, params, state.rest, copy=True)
             out = model(images, train=True)
             heads = out if isinstance(out, dict) else {"main": out}
             losses = {
@@ -102,7 +102,7 @@ def make_steps(
         return TrainState(state.step + 1, params, rest, opt_state, sums, nan_step)
 
     def logits_of(params: Any, rest: Any, images: jax.Array) -> jax.Array:
-        return nnx.merge(graphdef, params, rest)(images, train=False)
+        return nnx.merge(graphdef, params, rest, copy=True)(images, train=False)
 
     def eval_step(
         params: Any, rest: Any, images: jax.Array, labels: jax.Array, mask: jax.Array
