@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, help="shorthand for --set training.batch_size=N")
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier run in --out (otherwise it is refused)",
+    )
+    train.add_argument(
         "--skip-bad-images",
         action="store_true",
         help="skip unreadable images (counted in the summary) instead of stopping",
@@ -205,6 +210,7 @@ def run_train(args: argparse.Namespace) -> int:
         overrides=overrides,
         training_file=args.training_file,
         resume=args.resume,
+        overwrite=args.overwrite,
         skip_bad_images=args.skip_bad_images,
         workers=args.workers,
         progress=not args.no_progress,

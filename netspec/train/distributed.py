@@ -21,6 +21,8 @@ def initialize(coordinator: str, num_processes: int, process_id: int) -> None:
     """Join a multi-process run (`--coordinator host:port --num-processes N --process-id I`)."""
     if not 0 <= process_id < num_processes:
         raise SpecError(f"--process-id must be in 0..{num_processes - 1}, got {process_id}")
+    # CPU processes exchange gradients through gloo; GPUs use NCCL on their own.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(coordinator, num_processes=num_processes, process_id=process_id)
 
 

@@ -27,6 +27,8 @@ class TrainOptions:
     overrides: list[str] = field(default_factory=list)
     training_file: str | None = None
     resume: bool = False
+    overwrite: bool = False
+    """Delete an earlier run in `out` first (an explicit request: nothing is removed otherwise)."""
     skip_bad_images: bool = False
     workers: int | None = None
     progress: bool = True
@@ -68,17 +70,28 @@ def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def prepare_run_dir(options: TrainOptions) -> None:
-    """Refuse to overwrite an earlier run unless resuming it; create the folder."""
+def prepare_run_dir(options: TrainOptions, main: bool = True) -> None:
+    """Refuse to overwrite an earlier run unless resuming it; create the folder. In a
+    multi-process run all processes share the folder and only the first checks it."""
     out = options.out
+    if not main:
+        out.mkdir(parents=True, exist_ok=True)
+        return
     if out.exists() and not out.is_dir():
         raise SpecError("exists and is not a folder", path=str(out))
     has_run = (out / "checkpoints").exists() or (out / "metrics.jsonl").exists()
+    if has_run and options.overwrite and not options.resume:
+        import shutil
+
+        if not (out / "config.json").exists():
+            raise SpecError("does not look like a netspec run; not deleting it", path=str(out))
+        shutil.rmtree(out)
+        has_run = False
     if has_run and not options.resume:
         raise SpecError(
             "already holds a training run",
             path=str(out),
-            hint="add --resume to continue it, or choose another --out",
+            hint="add --resume to continue it, --overwrite to replace it, or choose another --out",
         )
     if options.resume and not has_run:
         raise SpecError(
@@ -111,6 +124,8 @@ def fit_classes(
 
 def train(options: TrainOptions) -> dict[str, Any]:
     """Train a spec on a data source; returns the last epoch's metrics record."""
+    import jax
+
     from ..compiled import compile_with
     from . import artifacts
     from .checkpoint import Checkpoints
@@ -121,7 +136,8 @@ def train(options: TrainOptions) -> dict[str, Any]:
     from .pipeline import Augment, Normalize, Pipeline
     from .steps import initial_state, make_steps, zero_sums
 
-    prepare_run_dir(options)
+    prepare_run_dir(options, main=jax.process_index() == 0)
+    sync_processes("run directory ready")  # the first process has checked and created it
     variables, training_overrides = split_overrides(options.overrides)
     compiled = compile_with(options.spec, variables)
     config = load_training_config(compiled.data, options.training_file, training_overrides)
@@ -150,21 +166,25 @@ def train(options: TrainOptions) -> dict[str, Any]:
     )
 
     out = options.out
-    artifacts.save_class_names(out, dataset.class_names)
-    (out / "spec.yaml").write_text(compiled.text, encoding="utf-8") if not options.resume else None
-    artifacts.save_json(
-        out / "config.json",
-        {
-            "spec": str(options.spec),
-            "variables": variables,
-            "training": config.model_dump(),
-            "data": source,
-            "input_shape": list(image_shape),
-            "classes": dataset.class_names,
-            "dtype": compiled.dtype,
-        },
-    )
+    if parallel.is_main:
+        artifacts.save_class_names(out, dataset.class_names)
+        if not options.resume:
+            artifacts.atomic_write_text(out / "spec.yaml", compiled.text)
+        artifacts.save_json(
+            out / "config.json",
+            {
+                "spec": str(options.spec),
+                "variables": variables,
+                "training": config.model_dump(),
+                "data": source,
+                "input_shape": list(image_shape),
+                "classes": dataset.class_names,
+                "dtype": compiled.dtype,
+            },
+        )
 
+    if parallel.is_main and not options.resume:
+        save_samples(dataset.val, dataset.class_names, out / "samples")
     workers = config.workers if options.workers is None else options.workers
     augment = Augment(
         config.augment.random_crop,
@@ -305,6 +325,34 @@ def train(options: TrainOptions) -> dict[str, Any]:
             board.close()
         checkpoints.close()
     return last
+
+
+def save_samples(split: Any, class_names: list[str], folder: Path, count: int = 4) -> None:
+    """A few validation images as PNG files (`samples/0_cat.png`), to try `netspec predict` on."""
+    import shutil
+
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(min(count, len(split))):
+        name = f"{index}_{class_names[int(split.labels[index])]}"
+        if split.images is not None:
+            pixels = split.images[index]
+            image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+            image.save(folder / f"{name}.png")
+        else:
+            source = Path(split.paths[index])
+            shutil.copyfile(source, folder / f"{name}{source.suffix.lower()}")
+
+
+def sync_processes(name: str) -> None:
+    """A barrier across processes (nothing to do in a single-process run)."""
+    import jax
+
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
 
 
 def broadcast(values: list[float], channels: int) -> list[float]:
