@@ -94,10 +94,8 @@ class Checkpoints:
                         record=self.ocp.args.JsonRestore(),
                     ),
                 )
-                state = from_storable(restored["state"], like)
-                record = dict(restored["record"])
-                check_finite(state)
-                return state, record
+                check_finite(restored["state"])  # raw key data: plain arrays only
+                return from_storable(restored["state"], like), dict(restored["record"])
             except Exception as error:  # any damage: unreadable files, bad shapes, NaN
                 report(
                     f"checkpoint {Path(manager.directory) / str(step)} is damaged "

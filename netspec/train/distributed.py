@@ -62,8 +62,19 @@ class Parallel:
         return where + (", data parallel" if devices > 1 else "")
 
     def replicate(self, tree: Any) -> Any:
-        """The same value on every device (parameters, optimizer state)."""
-        return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec()))
+        """The same value on every device (parameters, optimizer state); every process holds
+        the same value, so each contributes its own devices' copies."""
+        sharding = NamedSharding(self.mesh, PartitionSpec())
+        if self.process_count == 1:
+            return jax.device_put(tree, sharding)
+
+        def global_copy(x: Any) -> Any:
+            if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+                data = global_copy(jax.random.key_data(x))
+                return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+            return jax.make_array_from_process_local_data(sharding, np.asarray(x))
+
+        return jax.tree.map(global_copy, tree)
 
     def batch(self, batch: Any) -> tuple[jax.Array, jax.Array, jax.Array]:
         """This process's slice of a global batch as global arrays sharded on `data`."""
