@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -107,6 +105,21 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top-k", type=int, default=5, help="how many classes to show")
     predict.add_argument("--json", action="store_true", help="print the result as JSON")
 
+    bench = commands.add_parser("bench", help="time the compiled train step on synthetic data")
+    bench.add_argument("spec", help="a spec file or zoo name")
+    bench.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
+    bench.add_argument("--steps", type=int, default=20, help="timed steps (default 20)")
+    bench.add_argument("--dtype", choices=DTYPES, default="float32", help="compute dtype")
+    bench.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a spec variable",
+    )
+    bench.add_argument("--json", action="store_true", help="print the result as JSON")
+
     commands.add_parser("list", help="list the zoo specs with their totals")
     commands.add_parser("schema", help="print the JSON Schema of the spec format")
     return parser
@@ -145,12 +158,10 @@ def run_compile(args: argparse.Namespace) -> int:
 
 def write_atomically(path: Path, text: str) -> None:
     """Write via a temporary file in the same folder, so a failure never leaves half a file."""
+    from .train.artifacts import atomic_write_text
+
     try:
-        with tempfile.NamedTemporaryFile(
-            "w", dir=path.parent or ".", delete=False, suffix=".tmp", encoding="utf-8"
-        ) as handle:
-            handle.write(text)
-        os.replace(handle.name, path)
+        atomic_write_text(path, text)
     except OSError as error:
         raise SpecError(f"cannot write it: {error.strerror}", path=str(path)) from None
 
@@ -257,7 +268,30 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_bench(args: argparse.Namespace) -> int:
+    from .bench import bench
+    from .compiled import compile_with
+
+    if args.batch < 1 or args.steps < 1:
+        raise SpecError("--batch and --steps must be at least 1")
+    result = bench(
+        compile_with(args.spec, args.overrides), args.batch, args.steps, dtype=args.dtype
+    )
+    if args.json:
+        print(json.dumps(result.to_json(), indent=1))
+        return 0
+    mfu = f", MFU {result.mfu:.1%}" if result.mfu is not None else ""
+    print(
+        f"{result.spec} on {result.device}, batch {result.batch}, {result.dtype}: "
+        f"train {result.ms_per_step:.1f} ms/step ({result.images_per_sec:,.0f} images/s"
+        f"{mfu}); inference {result.inference_ms:.1f} ms ({result.inference_images_per_sec:,.0f}"
+        f" images/s); compile {result.compile_s:.1f} s"
+    )
+    return 0
+
+
 COMMANDS = {
+    "bench": run_bench,
     "compile": run_compile,
     "train": run_train,
     "eval": run_eval,

@@ -272,7 +272,7 @@ def train(options: TrainOptions) -> dict[str, Any]:
                     step_in_epoch += 1
                     taken += 1
                     if progress.due() or step_in_epoch == steps_per_epoch:
-                        check_finite_loss(state, checkpoints)
+                        check_finite_loss(state)
                         progress.update(step_in_epoch, state.sums, parallel.global_batch)
                     if flag.signal is not None or (
                         options.max_steps and taken >= options.max_steps
@@ -288,7 +288,7 @@ def train(options: TrainOptions) -> dict[str, Any]:
                             )
                         return last
                 progress.close()
-                check_finite_loss(state, checkpoints)
+                check_finite_loss(state)
                 train_seconds = time.perf_counter() - started
                 sums = {k: float(v) for k, v in state.sums.items()}
                 val = evaluate(steps, state.params, state.rest, val_data, parallel)
@@ -366,7 +366,7 @@ def broadcast(values: list[float], channels: int) -> list[float]:
     return values
 
 
-def check_finite_loss(state: Any, checkpoints: Any) -> None:
+def check_finite_loss(state: Any) -> None:
     bad = int(state.nan_step)
     if bad >= 0:
         raise Stop(
@@ -447,13 +447,6 @@ class Progress:
         if self.bar is not None:
             self.bar.stop()
             self.bar = None
-
-
-def run_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """The metrics records of a run directory."""
-    from .artifacts import MetricsLog
-
-    return MetricsLog(run_dir / "metrics.jsonl").read()
 
 
 def load_config(run_dir: Path) -> dict[str, Any]:
