@@ -182,7 +182,11 @@ def test_run_directory_holds_everything(finished_run):
         "curves.png",
         "tensorboard",
         "checkpoints",
+        "summary.json",
+        "samples",
     } <= names
+    summary = json.loads((finished_run / "summary.json").read_text())
+    assert summary["params"] == 9 * 16 + 2 * 16 + 4 * 4 * 16 * 10 + 10  # conv, bn, fc
     lines = [json.loads(x) for x in (finished_run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in lines] == [1, 2, 3, 4]
     for record in lines:

@@ -170,6 +170,8 @@ def train(options: TrainOptions) -> dict[str, Any]:
         artifacts.save_class_names(out, dataset.class_names)
         if not options.resume:
             artifacts.atomic_write_text(out / "spec.yaml", compiled.text)
+        # The resolved network (overrides applied): its table, as `netspec compile --json`.
+        artifacts.save_json(out / "summary.json", {**compiled.summary, "variables": variables})
         artifacts.save_json(
             out / "config.json",
             {
