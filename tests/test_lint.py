@@ -12,7 +12,7 @@ from .conftest import ROOT
 
 def ruff(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ruff", *args, "netspec", "tests"],
+        [sys.executable, "-m", "ruff", *args, "netspec", "tests", "benchmarks"],
         cwd=ROOT,
         text=True,
         capture_output=True,
