@@ -304,6 +304,10 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in ("train", "eval", "predict", "bench"):
+        from .jaxcache import enable_compilation_cache
+
+        enable_compilation_cache()
     try:
         return COMMANDS[args.command](args)
     except SpecError as error:

@@ -201,7 +201,7 @@ class BatchNorm(nnx.BatchNorm):
             epsilon=float(eps),
             use_scale=bool(scale),
             use_bias=bool(center),
-            use_fast_variance=False,
+            use_fast_variance=True,  # as nnx.BatchNorm by default: one pass over x
             dtype=dtype,
             param_dtype=param_dtype,
             rngs=rngs if rngs is not None else nnx.Rngs(0),  # initialisers are constant
