@@ -60,6 +60,37 @@ def netspec(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedP
     )
 
 
+def start_training(spec: Path, run: Path, *extra: str) -> subprocess.Popen[str]:
+    """`netspec train SPEC --out RUN` in the background, stderr captured."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "netspec",
+            "train",
+            str(spec),
+            "--out",
+            str(run),
+            "--no-progress",
+            *extra,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_epochs(run: Path, epochs: int, process: subprocess.Popen[str]) -> None:
+    """Wait until metrics.jsonl holds `epochs` records (or the process has ended)."""
+    metrics = run / "metrics.jsonl"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if metrics.exists() and metrics.read_text().count("\n") >= epochs:
+            return
+        time.sleep(0.01)
+
+
 def records(run: Path) -> list[dict]:
     lines = (run / "metrics.jsonl").read_text().splitlines()
     return [{k: v for k, v in json.loads(line).items() if k not in TIMING} for line in lines]
@@ -254,27 +285,8 @@ def test_sigkill_at_any_moment_then_resume_gives_identical_metrics(
     finished_run, tiny_spec, tmp_path
 ):
     run = tmp_path / "killed"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "netspec",
-            "train",
-            str(tiny_spec),
-            "--out",
-            str(run),
-            "--no-progress",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    metrics = run / "metrics.jsonl"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and process.poll() is None:
-        if metrics.exists() and metrics.read_text().count("\n") >= 2:
-            break
-        time.sleep(0.01)
+    process = start_training(tiny_spec, run)
+    wait_for_epochs(run, 2, process)
     assert process.poll() is None, "the run finished before it could be killed"
     process.send_signal(signal.SIGKILL)  # mid epoch 3, wherever it is
     process.wait()
@@ -288,26 +300,8 @@ def test_sigterm_saves_a_checkpoint_mid_epoch_and_resume_is_exact(
     finished_run, tiny_spec, tmp_path
 ):
     run = tmp_path / "stopped"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "netspec",
-            "train",
-            str(tiny_spec),
-            "--out",
-            str(run),
-            "--no-progress",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    metrics = run / "metrics.jsonl"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and not (metrics.exists() and metrics.read_text()):
-        time.sleep(0.01)
+    process = start_training(tiny_spec, run)
+    wait_for_epochs(run, 1, process)
     time.sleep(0.3)  # into epoch 2
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
@@ -462,38 +456,26 @@ def test_two_processes_on_localhost_match_one(finished_run, tiny_spec, tmp_path)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    run, processes = tmp_path / "two_processes", []
-    for index in range(2):
-        processes.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "netspec",
-                    "train",
-                    str(tiny_spec),
-                    "--out",
-                    str(run),
-                    "--epochs",
-                    "2",
-                    "--no-progress",
-                    "--coordinator",
-                    f"127.0.0.1:{port}",
-                    "--num-processes",
-                    "2",
-                    "--process-id",
-                    str(index),
-                ],
-                cwd=ROOT,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+    run = tmp_path / "two_processes"
+    processes = [
+        start_training(
+            tiny_spec,
+            run,
+            "--epochs",
+            "2",
+            "--coordinator",
+            f"127.0.0.1:{port}",
+            "--num-processes",
+            "2",
+            "--process-id",
+            str(index),
         )
-    outputs = [p.communicate(timeout=300) for p in processes]
-    for process, (_, stderr) in zip(processes, outputs, strict=True):
+        for index in range(2)
+    ]
+    outputs = [p.communicate(timeout=300)[1] for p in processes]
+    for process, stderr in zip(processes, outputs, strict=True):
         assert process.returncode == 0, stderr
-    assert "in 2 processes" in outputs[0][1]
+    assert "in 2 processes" in outputs[0]
     for ours, reference in zip(records(run), records(finished_run)[:2], strict=True):
         for key in ("train_loss", "val_loss", "train_acc", "val_acc"):
             assert ours[key] == pytest.approx(reference[key], rel=2e-3, abs=2e-3), key
