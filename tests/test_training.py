@@ -278,6 +278,27 @@ def test_refuses_to_overwrite_a_run(finished_run, tiny_spec):
     assert (finished_run / "metrics.jsonl").read_bytes() == before
 
 
+def test_a_bad_override_is_reported_as_such_and_touches_nothing(finished_run, tiny_spec, tmp_path):
+    fresh = tmp_path / "never"
+    result = netspec("train", str(tiny_spec), "--out", str(fresh), "--set", "training.batch_size=0")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: --set training: batch_size: must be at least 1")
+    assert not fresh.exists()
+    before = (finished_run / "metrics.jsonl").read_bytes()
+    result = netspec(
+        "train",
+        str(tiny_spec),
+        "--out",
+        str(finished_run),
+        "--overwrite",
+        "--set",
+        "training.optimizr=adam",
+    )
+    assert result.returncode == 2
+    assert "did you mean 'optimizer'" in result.stderr
+    assert (finished_run / "metrics.jsonl").read_bytes() == before
+
+
 # ---- faults -------------------------------------------------------------------------------
 
 

@@ -208,8 +208,9 @@ def load_training_config(
     check(source, "training")
     try:
         return TrainingConfig.model_validate(apply_overrides(merged, overrides or {}))
-    except ValidationError as error:
-        raise describe_validation_error(error, source, "training", TrainingConfig) from None
+    except ValidationError as error:  # the files passed: the problem is a --set override
+        plain = apply_overrides({}, overrides or {})
+        raise describe_validation_error(error, plain, "--set training", TrainingConfig) from None
 
 
 def check(section: Any, what: str) -> None:

@@ -70,23 +70,16 @@ def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def prepare_run_dir(options: TrainOptions, main: bool = True) -> None:
-    """Refuse to overwrite an earlier run unless resuming it; create the folder. In a
-    multi-process run all processes share the folder and only the first checks it."""
+def check_run_dir(options: TrainOptions) -> None:
+    """Refuse to overwrite an earlier run unless resuming it or told to (checks only)."""
     out = options.out
-    if not main:
-        out.mkdir(parents=True, exist_ok=True)
-        return
     if out.exists() and not out.is_dir():
         raise SpecError("exists and is not a folder", path=str(out))
     has_run = (out / "checkpoints").exists() or (out / "metrics.jsonl").exists()
     if has_run and options.overwrite and not options.resume:
-        import shutil
-
         if not (out / "config.json").exists():
             raise SpecError("does not look like a netspec run; not deleting it", path=str(out))
-        shutil.rmtree(out)
-        has_run = False
+        return
     if has_run and not options.resume:
         raise SpecError(
             "already holds a training run",
@@ -97,6 +90,15 @@ def prepare_run_dir(options: TrainOptions, main: bool = True) -> None:
         raise SpecError(
             "holds no training run to resume", path=str(out), hint="drop --resume to start one here"
         )
+
+
+def claim_run_dir(options: TrainOptions) -> None:
+    """Once the spec, options and data have passed: replace an old run if asked, create it."""
+    out = options.out
+    if options.overwrite and not options.resume and (out / "config.json").exists():
+        import shutil
+
+        shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
 
 
@@ -136,8 +138,9 @@ def train(options: TrainOptions) -> dict[str, Any]:
     from .pipeline import Augment, Normalize, Pipeline
     from .steps import initial_state, make_steps, zero_sums
 
-    prepare_run_dir(options, main=jax.process_index() == 0)
-    sync_processes("run directory ready")  # the first process has checked and created it
+    main = jax.process_index() == 0
+    if main:
+        check_run_dir(options)
     variables, training_overrides = split_overrides(options.overrides)
     compiled = compile_with(options.spec, variables)
     config = load_training_config(compiled.data, options.training_file, training_overrides)
@@ -166,6 +169,10 @@ def train(options: TrainOptions) -> dict[str, Any]:
     )
 
     out = options.out
+    if main:
+        claim_run_dir(options)
+    sync_processes("run directory ready")  # the first process has checked and created it
+    out.mkdir(parents=True, exist_ok=True)
     if parallel.is_main:
         artifacts.save_class_names(out, dataset.class_names)
         if not options.resume:
