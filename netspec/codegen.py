@@ -678,8 +678,10 @@ class Generator:
         out = Body(locals={"x"})
         source = Value("x", "in_shape")
         kind, items = self.composite(body)
-        wrapped = YamlSeq([YamlMap({"_": body})]) if kind != "layers" else items
-        result = self.sequence(list(wrapped), inner, out, "self", source)
+        if kind == "layers":
+            result = self.sequence(items, inner, out, "self", source)
+        else:  # the branches are the class's own attributes, as in a block class
+            result = self.branches(kind, items, inner, out, "self", source, out.local(kind))
         self.emit_class(cls, f"The repeated row `{name}`.", params, [], out, result)
         return cls
 

@@ -286,3 +286,38 @@ def test_check_reports_a_disagreement_at_the_row(write_spec, monkeypatch):
         check_against_flax(netspec.compile(path))
     assert error.value.location.line == 5
     assert "has 112 parameters but the analysis counts 113" in str(error.value)
+
+
+REPEATED_COMPOSITES = """\
+name: rep
+input: [8, 8, 4]
+vars: {width: 4}
+layers:
+  - stack: [conv 3x3 $width same, relu]
+    repeat: 2
+  - res:
+      add: [[conv 3x3 $width same], []]
+    repeat: 2
+  - gap: gap
+"""
+
+
+def test_repeated_inline_rows_build_and_eject(write_spec, tmp_path):
+    """A repeated sequence or branch row becomes a class of its own in the generated code."""
+    compiled = netspec.compile(write_spec(REPEATED_COMPOSITES))
+    check = check_against_flax(compiled)
+    assert check.params == 4 * (9 * 4 * 4 + 4) == compiled.report.params
+    model = compiled.build(seed=0)
+    assert {path[:2] for path in flat_params(model)} == {
+        ("stack", 0),
+        ("stack", 1),
+        ("res", 0),
+        ("res", 1),
+    }
+    path = tmp_path / "rep_ejected.py"
+    path.write_text(compiled.source(standalone=True))
+    network = getattr(load_module(path, "ejected_rep"), compiled.generated.network)
+    ejected = nnx.eval_shape(lambda: network(rngs=nnx.Rngs(1)))
+    nnx.update(ejected, nnx.state(model))
+    x = jnp.ones((2, 8, 8, 4))
+    np.testing.assert_allclose(np.asarray(ejected(x)), np.asarray(model(x)), rtol=1e-6)
