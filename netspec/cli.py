@@ -14,6 +14,13 @@ EXIT_SPEC_ERROR = 2
 DTYPES = ("float32", "bfloat16", "float16")
 
 
+def add_set_option(parser: argparse.ArgumentParser, text: str) -> None:
+    """`--set NAME=VALUE`, repeatable, collected in `args.overrides`."""
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE", help=text
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="netspec",
@@ -24,14 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     compile_ = commands.add_parser("compile", help="check a spec and print its layer table")
     compile_.add_argument("spec", help="a spec file, or the name of a zoo spec (netspec list)")
-    compile_.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override a spec variable (repeatable)",
-    )
+    add_set_option(compile_, "override a spec variable (repeatable)")
     compile_.add_argument("--json", action="store_true", help="print the report as JSON")
     compile_.add_argument(
         "--no-check",
@@ -58,14 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--out", default="runs/latest", help="the run directory (default: runs/latest)"
     )
-    train.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a spec variable, or training.FIELD=VALUE",
-    )
+    add_set_option(train, "a spec variable, or training.FIELD=VALUE")
     train.add_argument(
         "--training",
         dest="training_file",
@@ -110,14 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
     bench.add_argument("--steps", type=int, default=20, help="timed steps (default 20)")
     bench.add_argument("--dtype", choices=DTYPES, default="float32", help="compute dtype")
-    bench.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override a spec variable",
-    )
+    add_set_option(bench, "override a spec variable")
     bench.add_argument("--json", action="store_true", help="print the result as JSON")
 
     commands.add_parser("list", help="list the zoo specs with their totals")
