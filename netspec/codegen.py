@@ -171,7 +171,6 @@ class Generator:
         graph: Graph,
         report: Report,
         source: str,
-        standalone: bool,
         dtype: str | None = None,
         param_dtype: str = "float32",
     ) -> None:
@@ -181,10 +180,8 @@ class Generator:
         self.graph = graph
         self.report = report
         self.lines = source.splitlines()
-        self.standalone = standalone
         self.blocks: dict[str, YamlMap] = dict(data.get("blocks") or {})
         self.classes: list[str] = []
-        self.extra_classes = 0
         self.block_classes = {name: self.unique_class(name) for name in self.blocks}
         self.spec_vars = list((data.get("vars") or {}).keys())
         self.block_globals = self.compute_block_globals()
@@ -670,7 +667,6 @@ class Generator:
 
     def composite_class(self, name: str, body: Any, scope: Scope) -> str:
         """A repeated composite row becomes a class of its own (its free variables as args)."""
-        self.extra_classes += 1
         cls = class_name(name) + "Row"
         params = self.free_names(body, scope)
         variables = {k: v for k, v in scope.variables.items() if v in params}
@@ -796,10 +792,9 @@ class Generator:
             list(self.data["layers"]), scope, out, "self", source, top_level=True
         )
         result_var = result.var
-        final = self.report.rows[-1] if self.report.rows else None
         last_row = next((r for r in reversed(self.graph.rows) if not r.train_only), None)
         self.output_activation = None
-        if last_row is not None and final is not None and last_row.kind == "softmax":
+        if last_row is not None and last_row.kind == "softmax":
             # The table's final softmax is left to predict(): __call__ returns logits.
             index = max(
                 i
@@ -807,16 +802,12 @@ class Generator:
                 if line.startswith(f"{scope.values[last_row.name].var} =")
             )
             out.call[index] = "# " + out.call[index] + "  (softmax: see output_activation)"
-            result_var = out.call[index - 1].split(" =")[0] if index else "x"
             result_var = self.previous_var(last_row.name, scope)
             self.output_activation = "softmax"
         heads = [(h.row, h.weight) for h in self.graph.heads]
         oh, ow, oc = self.report.output_shape
         out_dims = f"{oc}" if (oh, ow) == (1, 1) else f"{oh}, {ow}, {oc}"
-        flat = self.graph.node(self.graph.output)
-        flat_out = self.report.output_shape[:2] == (1, 1)
-        del flat
-        squeeze = "[:, 0, 0, :]" if flat_out else ""
+        squeeze = "[:, 0, 0, :]" if (oh, ow) == (1, 1) else ""
         out.call.append(f"logits = {result_var}{squeeze}")
         if heads:
             parts = ", ".join(f'"{row}": {scope.values[row].var}{squeeze}' for row, _ in heads)
@@ -892,7 +883,7 @@ def generate(
     """Flax source for a spec. `standalone` inlines netspec's layers (for ejected files);
     otherwise the source imports them from netspec.flax_layers. `dtype` / `param_dtype` become
     the network constructor's defaults."""
-    generator = Generator(data, graph, report, source, standalone, dtype, param_dtype)
+    generator = Generator(data, graph, report, source, dtype, param_dtype)
     body = generator.generate()
     return GeneratedSource(
         preamble(graph, standalone) + body, generator.network, generator.output_activation

@@ -13,9 +13,8 @@ from .analyze import Report, analyze
 from .codegen import GeneratedSource, generate
 from .errors import SpecError
 from .graph import Graph
-from .load import YamlMap, load_yaml
-from .resolve import resolve_spec
-from .specfile import SpecSource, parse_overrides, read_source
+from .load import YamlMap
+from .specfile import SpecSource, load_and_resolve
 
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -124,10 +123,7 @@ def compile_with(
     for name, value in (("dtype", dtype), ("param_dtype", param_dtype)):
         if value is not None and value not in DTYPES:
             raise SpecError(f"must be one of {', '.join(DTYPES)}, got {value!r}", field=f"--{name}")
-    filename, data = read_source(source)
-    tree = load_yaml(data, filename)
-    text = data.decode("utf-8", errors="replace")
-    graph = resolve_spec(tree, filename, text, parse_overrides(overrides))
+    tree, text, graph = load_and_resolve(source, overrides)
     return Compiled(
         graph,
         analyze(graph),

@@ -83,14 +83,21 @@ def parse_overrides(pairs: list[str] | Mapping[str, Any] | None) -> dict[str, An
     return result
 
 
+def load_and_resolve(
+    source: SpecSource, overrides: list[str] | Mapping[str, Any] | None = None
+) -> tuple[Any, str, Graph]:
+    """(parsed YAML tree, source text, Graph) of a spec: loaded, validated and expanded."""
+    filename, data = read_source(source)
+    tree = load_yaml(data, filename)
+    text = data.decode("utf-8", errors="replace")
+    return tree, text, resolve_spec(tree, filename, text, parse_overrides(overrides))
+
+
 def resolve_source(
     source: SpecSource, overrides: list[str] | Mapping[str, Any] | None = None
 ) -> Graph:
     """Load, validate and expand a spec into its Graph."""
-    filename, data = read_source(source)
-    tree = load_yaml(data, filename)
-    text = data.decode("utf-8", errors="replace")
-    return resolve_spec(tree, filename, text, parse_overrides(overrides))
+    return load_and_resolve(source, overrides)[2]
 
 
 def analyze_spec(
