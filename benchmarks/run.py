@@ -1,22 +1,39 @@
-"""netspec-compiled models against hand-written Flax NNX, timed side by side in one process.
+"""netspec-compiled models against hand-written Flax NNX, Keras 3 and PyTorch, side by side.
 
-    python benchmarks/run.py [--models lenet5 resnet18_cifar] [--batch 64] [--rounds 7]
-                             [--steps 10] [--dtype float32] [--write BENCHMARKS.md]
+    python benchmarks/run.py [--models lenet5 resnet18_cifar googlenet resnet50]
+                             [--frameworks netspec flax keras torch torch.compile]
+                             [--batch 32] [--dtype float32|bfloat16] [--rounds 5] [--steps 5]
+                             [--write FILE.md] [--json FILE.json]
 
-Both models go through the identical jitted train step (netspec.train.steps: forward, loss,
-backward, SGD with momentum, batch-norm statistics, donated buffers), so any difference is
-the model code. Rounds alternate (compiled, hand-written, compiled, ...) so that machine noise
-hits both alike; each round times `steps` steps and the median round is reported.
+Every implementation runs the same training step: forward in training mode, softmax
+cross-entropy (plus 0.3 x each auxiliary head for GoogLeNet), backward, SGD with momentum 0.9,
+batch-norm statistics; same batch of synthetic data, same precision. netspec and hand-written
+Flax go through the identical jitted step (netspec.train.steps, buffers donated), so their
+difference is the model code; Keras runs its own compiled `fit` step (handwritten_keras.py),
+PyTorch eager and `torch.compile` their own loops (handwritten_torch.py). Parameter counts must
+match netspec's or the model is not compared.
+
+Rounds alternate between the implementations (netspec, flax, keras, ...), each timing `steps`
+steps, so machine noise hits all alike; the median round is reported, and ratios are netspec's
+median over the other's (below 1: netspec is faster).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
+import json
+import os
 import platform
 import statistics
 import sys
 import time
+import traceback
+from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -24,25 +41,40 @@ import optax
 from flax import nnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from handwritten_flax import MODELS
 
 import netspec
 from netspec.train.steps import initial_state, make_steps
 
-ROOT = Path(__file__).resolve().parent.parent
+MODELS = ("lenet5", "resnet18_cifar", "googlenet", "resnet50")
+FRAMEWORKS = ("netspec", "flax", "keras", "torch", "torch.compile")
 
 
-def count(model: nnx.Module) -> int:
+class Runner(Protocol):
+    """One implementation's train step on fixed synthetic data (see the module docstring)."""
+
+    label: str
+    params: int
+    compile_s: float
+
+    def run(self, steps: int) -> float:
+        """Seconds per step over `steps` steps, the device waited for at the end."""
+        ...
+
+
+def count_params(model: nnx.Module) -> int:
     return sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
 
 
-class Runner:
-    """One model's compiled train step on fixed synthetic data."""
+class FlaxRunner:
+    """A Flax NNX module in netspec's jitted train step (the one `netspec train` runs)."""
 
-    def __init__(self, model: nnx.Module, batch: int, shape: tuple, classes: int) -> None:
+    def __init__(self, label: str, model: nnx.Module, batch: int, shape: tuple, classes: int):
+        self.label = label
+        self.params = count_params(model)
         tx = optax.sgd(0.01, momentum=0.9)
         graphdef, self.state = initial_state(model, tx)
-        steps = make_steps(graphdef, tx, {"main": 1.0}, 0.0)
+        weights = getattr(model, "loss_weights", None) or {"main": 1.0, "aux1": 0.3, "aux2": 0.3}
+        steps = make_steps(graphdef, tx, weights, 0.0)
         self.images = jax.random.normal(jax.random.key(0), (batch, *shape))
         self.labels = jax.random.randint(jax.random.key(1), (batch,), 0, classes)
         self.mask = jnp.ones((batch,))
@@ -51,7 +83,6 @@ class Runner:
         self.compile_s = time.perf_counter() - start
 
     def run(self, steps: int) -> float:
-        """Seconds per step over `steps` steps (waited for at the end)."""
         start = time.perf_counter()
         for _ in range(steps):
             self.state = self.step(self.state, self.images, self.labels, self.mask)
@@ -59,34 +90,85 @@ class Runner:
         return (time.perf_counter() - start) / steps
 
 
-def compare(name: str, batch: int, rounds: int, steps: int, dtype: str) -> dict:
-    compiled = netspec.compile(name, dtype=None if dtype == "float32" else dtype)
-    ours = compiled.build(seed=0)
-    theirs = MODELS[name](rngs=nnx.Rngs(0))
-    if count(ours) != count(theirs):
-        raise SystemExit(f"{name}: {count(ours):,} parameters vs hand-written {count(theirs):,}")
-    shape, classes = compiled.graph.input_shape, compiled.report.output_shape[2]
-    runners = {
-        "netspec": Runner(ours, batch, shape, classes),
-        "flax": Runner(theirs, batch, shape, classes),
-    }
+def jax_dtype(dtype: str) -> Any:
+    return None if dtype == "float32" else jnp.dtype(dtype)
+
+
+def netspec_runner(model: str, batch: int, dtype: str) -> Runner:
+    compiled = netspec.compile(model)
+    built = compiled.build(seed=0, dtype=jax_dtype(dtype))
+    classes = compiled.report.output_shape[2]
+    return FlaxRunner("netspec", built, batch, compiled.graph.input_shape, classes)
+
+
+def flax_runner(model: str, batch: int, dtype: str) -> Runner:
+    from handwritten_flax import MODELS as FLAX_MODELS
+
+    compiled = netspec.compile(model)
+    built = FLAX_MODELS[model](dtype=jax_dtype(dtype), rngs=nnx.Rngs(0))
+    classes = compiled.report.output_shape[2]
+    return FlaxRunner("flax", built, batch, compiled.graph.input_shape, classes)
+
+
+def module_runner(module: str, **options: Any) -> Callable[[str, int, str], Runner]:
+    """A runner from a benchmarks module's `make_runner`, imported only when used."""
+
+    def make(model: str, batch: int, dtype: str) -> Runner:
+        return importlib.import_module(module).make_runner(model, batch, dtype, **options)
+
+    return make
+
+
+def torch_on_gpu() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+MAKERS: dict[str, Callable[[str, int, str], Runner]] = {
+    "netspec": netspec_runner,
+    "flax": flax_runner,
+    "keras": module_runner("handwritten_keras"),
+    # Channels-last helps cuDNN's tensor-core kernels; on a CPU PyTorch's default is faster.
+    "torch": module_runner("handwritten_torch", compiled=False, channels_last=torch_on_gpu()),
+    "torch.compile": module_runner(
+        "handwritten_torch", compiled=True, channels_last=torch_on_gpu()
+    ),
+}
+
+
+def compare(model: str, frameworks: list[str], batch: int, dtype: str, rounds: int, steps: int):
+    """Median seconds per step of each framework on `model`, with what failed and why."""
+    expected = netspec.compile(model).report.params
+    runners: dict[str, Runner] = {}
+    failed: dict[str, str] = {}
+    for name in frameworks:
+        try:
+            runner = MAKERS[name](model, batch, dtype)
+        except Exception as error:  # recorded as "did not work", the series goes on
+            failed[name] = f"{type(error).__name__}: {error}".splitlines()[0][:200]
+            traceback.print_exc(file=sys.stderr)
+            continue
+        if runner.params != expected:
+            failed[name] = f"{runner.params:,} parameters, netspec has {expected:,}"
+            continue
+        runners[name] = runner
     for runner in runners.values():
-        runner.run(3)  # warm-up
-    times: dict[str, list[float]] = {k: [] for k in runners}
+        runner.run(2)  # warm-up after compilation
+    times: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(rounds):
-        for key, runner in runners.items():
-            times[key].append(runner.run(steps))
-    medians = {k: statistics.median(v) for k, v in times.items()}
+        for name, runner in runners.items():
+            times[name].append(runner.run(steps))
     return {
-        "model": name,
-        "params": count(ours),
+        "model": model,
+        "params": expected,
         "batch": batch,
         "dtype": dtype,
-        "netspec_ms": medians["netspec"] * 1e3,
-        "flax_ms": medians["flax"] * 1e3,
-        "ratio": medians["netspec"] / medians["flax"],
-        "netspec_images_per_sec": batch / medians["netspec"],
-        "compile_s": runners["netspec"].compile_s,
+        "ms": {name: statistics.median(t) * 1e3 for name, t in times.items()},
+        "compile_s": {name: r.compile_s for name, r in runners.items()},
+        "failed": failed,
     }
 
 
@@ -100,43 +182,71 @@ def machine() -> str:
     except OSError:
         pass
     device = jax.devices()[0]
+    versions = []
+    for name in ("jax", "flax", "keras", "torch"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions.append(f"{name} {metadata.version(name)}")
     return (
-        f"{device.platform} backend ({device.device_kind}), {cpu}, "
-        f"{len(jax.devices())} device(s); jax {jax.__version__}, python "
-        f"{platform.python_version()}"
+        f"{device.platform} ({device.device_kind}), {cpu}, {os.cpu_count()} CPU cores; "
+        f"{', '.join(versions)}, python {platform.python_version()}"
     )
 
 
-def table(results: list[dict]) -> str:
-    lines = [
-        "| model | params | batch | dtype | netspec ms/step | hand-written Flax ms/step "
-        "| ratio | netspec images/s | compile s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
+def table(results: list[dict], frameworks: list[str]) -> str:
+    others = [f for f in frameworks if f != "netspec"]
+    head = ["model", "params", "batch", "dtype"] + [f"{f} ms/step" for f in frameworks]
+    head += [f"netspec / {f}" for f in others] + ["netspec images/s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for r in results:
-        lines.append(
-            f"| {r['model']} | {r['params']:,} | {r['batch']} | {r['dtype']} | "
-            f"{r['netspec_ms']:.2f} | {r['flax_ms']:.2f} | {r['ratio']:.3f} | "
-            f"{r['netspec_images_per_sec']:,.0f} | {r['compile_s']:.1f} |"
-        )
-    return "\n".join(lines)
+        ms = r["ms"]
+        cells = [r["model"], f"{r['params']:,}", str(r["batch"]), r["dtype"]]
+        cells += [f"{ms[f]:.1f}" if f in ms else "did not work" for f in frameworks]
+        ours = ms.get("netspec")
+        cells += [f"{ours / ms[f]:.3f}" if ours and f in ms else "–" for f in others]
+        cells.append(f"{r['batch'] / ours * 1e3:,.0f}" if ours else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = [
+        f"- {r['model']} / {name}: {why}" for r in results for name, why in r["failed"].items()
+    ]
+    compile_lines = [
+        f"- {r['model']}: "
+        + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in r["compile_s"].items())
+        for r in results
+    ]
+    text = "\n".join(lines)
+    text += "\n\nFirst step (compile) time:\n" + "\n".join(compile_lines)
+    if notes:
+        text += "\n\nDid not work:\n" + "\n".join(notes)
+    return text
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=list(MODELS))
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--write", type=Path, help="also write this markdown file")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--frameworks", nargs="+", default=list(FRAMEWORKS), choices=FRAMEWORKS)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--write", type=Path, help="write the machine, command and table here")
+    parser.add_argument("--json", type=Path, help="write the raw results here")
     args = parser.parse_args()
-    results = [compare(m, args.batch, args.rounds, args.steps, args.dtype) for m in args.models]
-    text = table(results)
-    print(machine())
+    frameworks = ["netspec", *[f for f in args.frameworks if f != "netspec"]]
+    results = []
+    for model in args.models:
+        results.append(compare(model, frameworks, args.batch, args.dtype, args.rounds, args.steps))
+        print(
+            f"{model}: " + ", ".join(f"{k} {v:.1f} ms" for k, v in results[-1]["ms"].items()),
+            file=sys.stderr,
+            flush=True,
+        )
+    command = "python benchmarks/run.py " + " ".join(sys.argv[1:])
+    text = f"Machine: {machine()}\n\n```bash\n{command}\n```\n\n{table(results, frameworks)}\n"
     print(text)
     if args.write:
-        args.write.write_text(text + "\n")
+        args.write.write_text(text)
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine(), "results": results}, indent=1))
 
 
 if __name__ == "__main__":

@@ -9,14 +9,22 @@ reported at the row of the spec it concerns.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from .codegen import state_path
 from .compiled import Compiled
 from .errors import SpecError
+from .jaxcache import cache_folder
 from .layers import format_shape
+
+CHECKED_CODE = ("flax_layers.py", "shapes.py", "check.py", "codegen.py")
+"""netspec's own files whose code a check runs: any change to them invalidates cached checks."""
 
 
 @dataclass(frozen=True)
@@ -124,3 +132,44 @@ def check_against_flax(compiled: Compiled) -> FlaxCheck:
             "row of the spec accounts for"
         )
     return FlaxCheck(compared, sum(params.values()), sum(stats.values()))
+
+
+def check_key(compiled: Compiled) -> str:
+    """A digest of everything a check's outcome depends on: the generated source, the
+    analysis it is compared with, netspec's layer code and the JAX and Flax versions."""
+    digest = hashlib.sha256()
+    parts = [compiled.source(), json.dumps(compiled.summary, sort_keys=True, default=str)]
+    parts += [f"{name} {_version(name)}" for name in ("jax", "jaxlib", "flax")]
+    for part in parts:
+        digest.update(part.encode("utf-8") + b"\0")
+    here = Path(__file__).parent
+    for name in CHECKED_CODE:
+        digest.update((here / name).read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "none"
+
+
+def cached_check(compiled: Compiled) -> tuple[FlaxCheck, bool]:
+    """`check_against_flax`, skipped (JAX not even imported) when the same check passed
+    before; (the check, whether it came from the cache). Only passed checks are stored, in
+    `$NETSPEC_CACHE/checks`."""
+    folder = cache_folder("checks")
+    if folder is None:
+        return check_against_flax(compiled), False
+    path = folder / f"{check_key(compiled)}.json"
+    try:
+        return FlaxCheck(**json.loads(path.read_text(encoding="utf-8"))), True
+    except (OSError, ValueError, TypeError):
+        pass  # not cached, or an unreadable entry: check again and rewrite it
+    check = check_against_flax(compiled)
+    from .train.artifacts import atomic_write_text
+
+    with contextlib.suppress(OSError):  # a read-only cache only costs the next run time
+        atomic_write_text(path, json.dumps(asdict(check)))
+    return check, False

@@ -115,11 +115,11 @@ def run_compile(args: argparse.Namespace) -> int:
     from .compiled import compile_with
 
     compiled = compile_with(args.spec, args.overrides, args.dtype, args.param_dtype)
-    check = None
+    check, cached = None, False
     if not args.no_check:
-        from .check import check_against_flax
+        from .check import cached_check
 
-        check = check_against_flax(compiled)
+        check, cached = cached_check(compiled)
     if args.emit:
         source = compiled.source(standalone=True)
         if args.output:
@@ -136,8 +136,9 @@ def run_compile(args: argparse.Namespace) -> int:
     print_report(compiled.report)
     if check is not None:
         print(
-            f"checked against the Flax module: {check.layers} layers, "
-            f"{check.params:,} parameters, {check.state:,} statistics agree with the analysis"
+            f"checked against the Flax module{' (cached)' if cached else ''}: "
+            f"{check.layers} layers, {check.params:,} parameters, {check.state:,} statistics "
+            "agree with the analysis"
         )
     return 0
 

@@ -1,7 +1,8 @@
-"""JAX's persistent compilation cache, so that a second run does not compile again.
+"""netspec's caches, so that a second run does not redo work: JAX's persistent compilation
+cache (`jax/`) and passed Flax checks of `netspec compile` (`checks/`).
 
-Compiled programs are kept under `$NETSPEC_CACHE` (default `~/.cache/netspec/jax`); set
-`NETSPEC_CACHE=off` to disable. Only programs that took over a second to compile are stored.
+Both live under `$NETSPEC_CACHE` (default `~/.cache/netspec`); set `NETSPEC_CACHE=off` to
+disable them. Only programs that took over a second to compile are stored.
 """
 
 from __future__ import annotations
@@ -10,12 +11,19 @@ import os
 from pathlib import Path
 
 
-def enable_compilation_cache() -> Path | None:
-    """Point JAX's persistent cache at netspec's folder (once per process); its path or None."""
+def cache_folder(name: str) -> Path | None:
+    """`$NETSPEC_CACHE/name` (default `~/.cache/netspec/name`), or None when caching is off."""
     setting = os.environ.get("NETSPEC_CACHE", "")
     if setting.lower() in ("off", "0", "false", "no"):
         return None
-    folder = Path(setting) if setting else Path.home() / ".cache" / "netspec" / "jax"
+    return (Path(setting) if setting else Path.home() / ".cache" / "netspec") / name
+
+
+def enable_compilation_cache() -> Path | None:
+    """Point JAX's persistent cache at netspec's folder (once per process); its path or None."""
+    folder = cache_folder("jax")
+    if folder is None:
+        return None
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:

@@ -1,13 +1,18 @@
-"""Shared fixtures: paths to the repository's specs."""
+"""Shared fixtures: paths to the repository's specs; netspec's caches kept per test session."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
+
+# Tests never read or fill the user's ~/.cache/netspec: a stale cached check would hide a bug.
+os.environ["NETSPEC_CACHE"] = tempfile.mkdtemp(prefix="netspec-test-cache-")
 
 
 @pytest.fixture

@@ -136,6 +136,7 @@ def train(options: TrainOptions) -> dict[str, Any]:
     from .distributed import Parallel
     from .optim import build_optimizer
     from .pipeline import Augment, Normalize, Pipeline
+    from .prefetch import prefetch_to_device
     from .steps import initial_state, make_steps, zero_sums
 
     main = jax.process_index() == 0
@@ -275,8 +276,8 @@ def train(options: TrainOptions) -> dict[str, Any]:
                 started = time.perf_counter()
                 progress = Progress(epoch, config.epochs, steps_per_epoch, options.progress)
                 step_in_epoch = start_step
-                for batch in train_data.epoch(epoch, start_step):
-                    images, labels, mask = parallel.batch(batch)
+                batches = prefetch_to_device(train_data.epoch(epoch, start_step), parallel.batch)
+                for images, labels, mask in batches:
                     state = steps.train(state, images, labels, mask)
                     step_in_epoch += 1
                     taken += 1
@@ -389,9 +390,10 @@ def evaluate(steps: Any, params: Any, rest: Any, data: Any, parallel: Any) -> di
     """Loss, top-1 and top-5 accuracy over a whole split (padding masked out)."""
     import jax
 
+    from .prefetch import prefetch_to_device
+
     totals = None
-    for batch in data.epoch(0):
-        images, labels, mask = parallel.batch(batch)
+    for images, labels, mask in prefetch_to_device(data.epoch(0), parallel.batch):
         result = steps.evaluate(params, rest, images, labels, mask)
         totals = result if totals is None else jax.tree.map(lambda a, b: a + b, totals, result)
     if totals is None:

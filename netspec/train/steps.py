@@ -67,8 +67,12 @@ def make_steps(
     tx: optax.GradientTransformation,
     loss_weights: Mapping[str, float],
     smoothing: float,
+    *,
+    donate: bool = True,
 ) -> Steps:
-    """Jitted steps. `loss_weights` weighs each head's loss ("main" and auxiliary rows)."""
+    """Jitted steps. `loss_weights` weighs each head's loss ("main" and auxiliary rows).
+    `donate` lets the train step reuse the old state's buffers for the new state (off only to
+    measure what that saves)."""
 
     def train_step(
         state: TrainState, images: jax.Array, labels: jax.Array, mask: jax.Array
@@ -117,7 +121,7 @@ def make_steps(
         }
 
     return Steps(
-        train=jax.jit(train_step, donate_argnums=0),
+        train=jax.jit(train_step, donate_argnums=0 if donate else ()),
         evaluate=jax.jit(eval_step),
         predict=jax.jit(logits_of),
     )
