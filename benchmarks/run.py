@@ -13,9 +13,10 @@ difference is the model code; Keras runs its own compiled `fit` step (handwritte
 PyTorch eager and `torch.compile` their own loops (handwritten_torch.py). Parameter counts must
 match netspec's or the model is not compared.
 
-Rounds alternate between the implementations (netspec, flax, keras, ...), each timing `steps`
-steps, so machine noise hits all alike; the median round is reported, and ratios are netspec's
-median over the other's (below 1: netspec is faster).
+Each implementation lives in its own worker process (so no framework's idle thread pool
+competes with another's work). Rounds alternate between them (netspec, flax, keras, ...), each
+timing `steps` steps, so machine noise hits all alike; the median round is reported, and ratios
+are netspec's median over the other's (below 1: netspec is faster).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import argparse
 import contextlib
 import importlib
 import json
+import multiprocessing
 import os
 import platform
 import statistics
@@ -119,48 +121,97 @@ def module_runner(module: str, **options: Any) -> Callable[[str, int, str], Runn
     return make
 
 
-def torch_on_gpu() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
-
-
 MAKERS: dict[str, Callable[[str, int, str], Runner]] = {
     "netspec": netspec_runner,
     "flax": flax_runner,
     "keras": module_runner("handwritten_keras"),
-    # Channels-last helps cuDNN's tensor-core kernels; on a CPU PyTorch's default is faster.
-    "torch": module_runner("handwritten_torch", compiled=False, channels_last=torch_on_gpu()),
-    "torch.compile": module_runner(
-        "handwritten_torch", compiled=True, channels_last=torch_on_gpu()
-    ),
+    # PyTorch runs channels-last on a GPU (cuDNN's tensor-core kernels), NCHW on a CPU.
+    "torch": module_runner("handwritten_torch", compiled=False),
+    "torch.compile": module_runner("handwritten_torch", compiled=True),
 }
+
+
+class RemoteRunner:
+    """A Runner living in its own process, driven over a pipe. Each implementation gets a
+    process so that one framework's idle threads (PyTorch's OpenMP pool spins after each op,
+    XLA has its own pool) never compete with another's work: rounds still alternate, but only
+    the process being timed is busy."""
+
+    def __init__(self, name: str, model: str, batch: int, dtype: str) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.conn, child = context.Pipe()
+        self.process = context.Process(
+            target=serve, args=(child, name, model, batch, dtype), daemon=True
+        )
+        self.process.start()
+        child.close()
+        reply = self._receive()
+        self.label, self.params, self.compile_s = (
+            reply["label"],
+            reply["params"],
+            reply["compile_s"],
+        )
+
+    def _receive(self) -> dict:
+        try:
+            reply = self.conn.recv()
+        except EOFError:
+            self.process.join()
+            raise RuntimeError(f"worker exited with code {self.process.exitcode}") from None
+        if "error" in reply:
+            raise RuntimeError(reply["error"])
+        return reply
+
+    def run(self, steps: int) -> float:
+        self.conn.send(steps)
+        return self._receive()["seconds"]
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.conn.send(None)
+        self.process.join(timeout=60)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+def serve(conn: Any, name: str, model: str, batch: int, dtype: str) -> None:
+    """Worker process: build one runner, then time `steps` on request until told to stop."""
+    try:
+        runner = MAKERS[name](model, batch, dtype)
+    except Exception as error:  # reported to the parent as "did not work"
+        traceback.print_exc(file=sys.stderr)
+        conn.send({"error": f"{type(error).__name__}: {error}".splitlines()[0][:200]})
+        return
+    conn.send({"label": runner.label, "params": runner.params, "compile_s": runner.compile_s})
+    while (steps := conn.recv()) is not None:
+        conn.send({"seconds": runner.run(steps)})
 
 
 def compare(model: str, frameworks: list[str], batch: int, dtype: str, rounds: int, steps: int):
     """Median seconds per step of each framework on `model`, with what failed and why."""
     expected = netspec.compile(model).report.params
-    runners: dict[str, Runner] = {}
+    runners: dict[str, RemoteRunner] = {}
     failed: dict[str, str] = {}
-    for name in frameworks:
-        try:
-            runner = MAKERS[name](model, batch, dtype)
-        except Exception as error:  # recorded as "did not work", the series goes on
-            failed[name] = f"{type(error).__name__}: {error}".splitlines()[0][:200]
-            traceback.print_exc(file=sys.stderr)
-            continue
-        if runner.params != expected:
-            failed[name] = f"{runner.params:,} parameters, netspec has {expected:,}"
-            continue
-        runners[name] = runner
-    for runner in runners.values():
-        runner.run(2)  # warm-up after compilation
-    times: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(rounds):
-        for name, runner in runners.items():
-            times[name].append(runner.run(steps))
+    try:
+        for name in frameworks:
+            try:
+                runner = RemoteRunner(name, model, batch, dtype)
+            except RuntimeError as error:
+                failed[name] = str(error)
+                continue
+            runners[name] = runner
+            if runner.params != expected:
+                failed[name] = f"{runner.params:,} parameters, netspec has {expected:,}"
+                runners.pop(name).close()
+        for runner in runners.values():
+            runner.run(2)  # warm-up after compilation
+        times: dict[str, list[float]] = {name: [] for name in runners}
+        for _ in range(rounds):
+            for name, runner in runners.items():
+                times[name].append(runner.run(steps))
+    finally:
+        for runner in runners.values():
+            runner.close()
     return {
         "model": model,
         "params": expected,
