@@ -171,7 +171,9 @@ class Dense(nnx.Linear):
 
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         """`(B, 1, 1, N)` -> `(B, 1, 1, units)`."""
-        return activate(super().__call__(x), self.activation)
+        # A (B, N) matmul: with the unit axes kept, XLA's CPU backward adds copies and transposes.
+        y = super().__call__(x.reshape(x.shape[0], x.shape[-1]))
+        return activate(y, self.activation).reshape(x.shape[0], 1, 1, -1)
 
 
 class BatchNorm(nnx.BatchNorm):
