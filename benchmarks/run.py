@@ -14,9 +14,9 @@ PyTorch eager and `torch.compile` their own loops (handwritten_torch.py). Parame
 match netspec's or the model is not compared.
 
 Each implementation lives in its own worker process (so no framework's idle thread pool
-competes with another's work). Rounds alternate between them (netspec, flax, keras, ...), each
-timing `steps` steps, so machine noise hits all alike; the median round is reported, and ratios
-are netspec's median over the other's (below 1: netspec is faster).
+competes with another's work). Rounds alternate between them, each timing `steps` steps, the
+order rotating from round to round, so machine noise hits all alike; the median round is
+reported, and ratios are netspec's median over the other's (below 1: netspec is faster).
 """
 
 from __future__ import annotations
@@ -187,31 +187,55 @@ def serve(conn: Any, name: str, model: str, batch: int, dtype: str) -> None:
         conn.send({"seconds": runner.run(steps)})
 
 
-def compare(model: str, frameworks: list[str], batch: int, dtype: str, rounds: int, steps: int):
-    """Median seconds per step of each framework on `model`, with what failed and why."""
+def compare(
+    model: str,
+    frameworks: list[str],
+    batch: int,
+    dtype: str,
+    rounds: int,
+    steps: int,
+    in_process: bool = False,
+):
+    """Median seconds per step of each framework on `model`, with what failed and why.
+    `in_process` runs every implementation in this process instead (JAX-only comparisons:
+    one process, one XLA runtime, nothing between them but the model code)."""
     expected = netspec.compile(model).report.params
-    runners: dict[str, RemoteRunner] = {}
+    runners: dict[str, Any] = {}
     failed: dict[str, str] = {}
+
+    def start(name: str) -> Any:
+        if in_process:
+            return MAKERS[name](model, batch, dtype)
+        return RemoteRunner(name, model, batch, dtype)
+
+    def close(runner: Any) -> None:
+        if isinstance(runner, RemoteRunner):
+            runner.close()
+
     try:
         for name in frameworks:
             try:
-                runner = RemoteRunner(name, model, batch, dtype)
+                runner = start(name)
             except RuntimeError as error:
                 failed[name] = str(error)
                 continue
             runners[name] = runner
             if runner.params != expected:
                 failed[name] = f"{runner.params:,} parameters, netspec has {expected:,}"
-                runners.pop(name).close()
+                close(runners.pop(name))
         for runner in runners.values():
             runner.run(2)  # warm-up after compilation
         times: dict[str, list[float]] = {name: [] for name in runners}
-        for _ in range(rounds):
-            for name, runner in runners.items():
-                times[name].append(runner.run(steps))
+        names = list(runners)
+        for round_ in range(rounds):
+            # Rotate who goes first: each implementation follows every other one equally often
+            # (whatever one leaves behind, warm caches or spinning threads, hits all alike).
+            shift = round_ % len(names)
+            for name in names[shift:] + names[:shift]:
+                times[name].append(runners[name].run(steps))
     finally:
         for runner in runners.values():
-            runner.close()
+            close(runner)
     return {
         "model": model,
         "params": expected,
@@ -279,13 +303,20 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument(
+        "--in-process", action="store_true", help="no worker processes (JAX frameworks only)"
+    )
     parser.add_argument("--write", type=Path, help="write the machine, command and table here")
     parser.add_argument("--json", type=Path, help="write the raw results here")
     args = parser.parse_args()
     frameworks = ["netspec", *[f for f in args.frameworks if f != "netspec"]]
     results = []
     for model in args.models:
-        results.append(compare(model, frameworks, args.batch, args.dtype, args.rounds, args.steps))
+        results.append(
+            compare(
+                model, frameworks, args.batch, args.dtype, args.rounds, args.steps, args.in_process
+            )
+        )
         print(
             f"{model}: " + ", ".join(f"{k} {v:.1f} ms" for k, v in results[-1]["ms"].items()),
             file=sys.stderr,
