@@ -5,7 +5,7 @@
 
 Writes a class-per-folder set of JPEG photos (a stand-in for the 5-class flower photos:
 500x375, smooth colour fields with texture and noise so they compress like photographs, about
-40 KB each), then measures with `netspec.train` code what `netspec train` would run:
+70 KB each), then measures with `netspec.train` code what `netspec train` would run:
 
 - the pipeline: decode, random resized crop (area 0.08-1), resize to 224x224, flip, normalise,
   batched by grain with `workers` threads (and processes), images/s over a whole epoch after a
