@@ -14,8 +14,6 @@ Attribute names follow row and branch names, so parameter paths read like the sp
 from __future__ import annotations
 
 import ast
-import json
-import keyword
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -23,49 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from .analyze import Report
-from .errors import SpecError
-from .expr import references
+from .errors import Location, SpecError
+from .expr import check_expression, references, split_template
 from .graph import Graph
 from .layers import ALIASES, REGISTRY, LayerType, format_shape
 from .load import YamlMap, YamlSeq, resolve_scalar
+from .pysource import audit, comment, docstring, identifier, literal, string_literal
 from .resolve import COMPOSITES, auto_names
 from .rowsyntax import CompactRow, parse_compact
 from .spec import ROW_OPTIONS
 
-RESERVED = {
-    *keyword.kwlist,
-    "self",
-    "x",
-    "train",
-    "kw",
-    "rngs",
-    "dtype",
-    "param_dtype",
-    "in_shape",
-    "out_shape",
-    "jnp",
-    "jax",
-    "nnx",
-    "np",
-    "math",
-    "items",
-    "item",
-    "shape",
-    "eval",
-    "sow",
-    "perturb",
-    "set_attributes",
-    "iter_modules",
-    "iter_children",
-    "loss_weights",
-    "heads",
-    "output_activation",
-    "i",
-    "Group",
-    "True",
-    "False",
-    "None",
-}
 FUNCTIONS = {"ceil": "math.ceil", "floor": "math.floor"}
 CONSTANTS = {
     "true": "True",
@@ -76,14 +41,6 @@ CONSTANTS = {
     "None": "None",
 }
 WINDOW = re.compile(r"^(?P<kh>[^x/]+)(?:x(?P<kw>[^x/]+))?(?:/(?P<sh>[^x/]+)(?:x(?P<sw>[^x/]+))?)?$")
-
-
-def identifier(name: str) -> str:
-    """A spec name as a Python identifier: `3a` -> `_3a`, `eval` -> `eval_`."""
-    text = re.sub(r"\W", "_", str(name))
-    if not text or text[0].isdigit():
-        text = "_" + text
-    return text + "_" if text in RESERVED else text
 
 
 def class_name(name: str) -> str:
@@ -147,21 +104,6 @@ class Body:
         return name
 
 
-def literal(value: Any) -> str:
-    """Python source for a plain value; lists become tuples (hashable, as nnx wants)."""
-    if isinstance(value, list | tuple):
-        items = [literal(v) for v in value]
-        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
-    if isinstance(value, str):
-        return json.dumps(value)
-    return repr(value)
-
-
-def docstring(text: str) -> str:
-    """A one-line docstring literal that survives quotes inside the text."""
-    return '"""' + text.replace("\\", "\\\\").replace('"', "'").strip() + '"""'
-
-
 class Generator:
     """Walks a spec's located data and writes the Python source of its Flax module."""
 
@@ -182,6 +124,7 @@ class Generator:
         self.lines = source.splitlines()
         self.blocks: dict[str, YamlMap] = dict(data.get("blocks") or {})
         self.classes: list[str] = []
+        self.class_names: list[str] = []
         self.block_classes = {name: self.unique_class(name) for name in self.blocks}
         self.spec_vars = list((data.get("vars") or {}).keys())
         self.block_globals = self.compute_block_globals()
@@ -189,10 +132,17 @@ class Generator:
 
     # ---- names and text --------------------------------------------------------------------
 
-    def unique_class(self, name: str) -> str:
+    def unique_class(self, name: str, suffix: str = "Block") -> str:
+        """A class name for block or network `name`, distinct from netspec's layer classes and
+        from every class named before (`a_b` and `aB` both read `AB`)."""
         base = class_name(name)
-        taken = {r.flax_class for r in REGISTRY.values()} | {"Group", "Network"}
-        text = base + "Block" if base in taken else base
+        taken = PRELUDE_NAMES | {"Network"} | set(self.class_names)
+        text = base + suffix if base in taken else base
+        number = 1
+        while text in taken:
+            number += 1
+            text = f"{base}{suffix}{number}"
+        self.class_names.append(text)
         return text
 
     def comment_at(self, line: int | None) -> str:
@@ -277,20 +227,25 @@ class Generator:
 
                 return literal(load_yaml(raw, "<codegen>"))
             return literal(resolve_scalar(raw))
-        whole = re.fullmatch(r"\s*\$(?:\{(.*)\}|([A-Za-z_][A-Za-z0-9_]*))\s*", raw, re.S)
-        if whole:
-            return self.translate_expression(whole.group(1) or whole.group(2), scope)
-        pieces = []
-        for part in re.split(r"(\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*)", raw):
-            if part.startswith("$"):
-                inner = part[2:-1] if part.startswith("${") else part[1:]
-                pieces.append("{" + self.translate_expression(inner, scope) + "}")
-            else:
-                pieces.append(part.replace("{", "{{").replace("}", "}}"))
-        return 'f"' + "".join(pieces).replace('"', '\\"') + '"'
+        pieces = split_template(raw)
+        references = [p for p in pieces if not isinstance(p, str)]
+        if len(references) == 1 and not "".join(p for p in pieces if isinstance(p, str)).strip():
+            return self.translate_expression(references[0].expression, scope)
+        # Text with values inside: literal pieces as escaped string literals, each value
+        # formatted as an f-string would (`format(value, "")`).
+        parts = [
+            string_literal(p)
+            if isinstance(p, str)
+            else f"format({self.translate_expression(p.expression, scope)}, '')"
+            for p in pieces
+        ]
+        return "(" + " + ".join(parts) + ")"
 
     def translate_expression(self, text: str, scope: Scope) -> str:
-        tree = ast.parse(text.strip(), mode="eval")
+        """An expression as Python source: only the node types, functions and names netspec's
+        evaluator accepts (checked by `expr.check_expression`), variables renamed to the
+        generated code's identifiers."""
+        tree = check_expression(text, scope.variables)
 
         class Rename(ast.NodeTransformer):
             def visit_Name(self, node: ast.Name) -> ast.AST:
@@ -352,7 +307,12 @@ class Generator:
         chain = source
         for index, raw in enumerate(items):
             name, body, options, line = self.split(raw, names[index])
-            value, is_aux = self.row(name, body, options, line, scope, out, attr, chain, top_level)
+            try:
+                value, is_aux = self.row(
+                    name, body, options, line, scope, out, attr, chain, top_level
+                )
+            except SpecError as error:
+                raise error.with_context(location=item_location(items, index)) from None
             scope.values[name] = value
             if not is_aux:
                 chain = value
@@ -407,11 +367,11 @@ class Generator:
         report = self.row_reports.get(name)
         text = self.source_line(line) if line else name
         text = re.sub(r"\s+#.*$", "", text)
-        comment = self.comment_at(line)
+        note = self.comment_at(line)
         shape = f"-> {format_shape(report.output_shape)}" if report else ""
         if "->" in text:
             shape = ""
-        out.init.append(f"# {text}  {shape}".rstrip() + (f"  ({comment})" if comment else ""))
+        out.init.append(comment(f"{text}  {shape}".rstrip() + (f"  ({note})" if note else "")))
 
     def conditional(
         self,
@@ -477,11 +437,11 @@ class Generator:
 
     def composite(self, body: Any) -> tuple[str, list[Any]]:
         if isinstance(body, list):
-            return "layers", list(body)
+            return "layers", body
         if isinstance(body, YamlMap):
             for kind in COMPOSITES:
                 if kind in body:
-                    return kind, list(body[kind])
+                    return kind, body[kind]
         raise CodegenError(f"cannot generate code for the row body {body!r}")
 
     def call_args(self, body: Any, compact: CompactRow | None, inputs: list[Value]) -> str:
@@ -539,7 +499,9 @@ class Generator:
             *(f"{k}={v}" if k != "**" else f"**{v}" for k, v in args.items()),
             "**kw",
         ]
-        lookup = "{" + ", ".join(f'"{c.name}": {c.flax_class}' for c in candidates) + "}"
+        lookup = (
+            "{" + ", ".join(f"{string_literal(c.name)}: {c.flax_class}" for c in candidates) + "}"
+        )
         return f"{lookup}[{self.translate(word, scope)}](" + ", ".join(parts) + ")"
 
     def layer_arguments(
@@ -667,7 +629,7 @@ class Generator:
 
     def composite_class(self, name: str, body: Any, scope: Scope) -> str:
         """A repeated composite row becomes a class of its own (its free variables as args)."""
-        cls = class_name(name) + "Row"
+        cls = self.unique_class(f"{name}_row")
         params = self.free_names(body, scope)
         variables = {k: v for k, v in scope.variables.items() if v in params}
         inner = Scope(variables, scope.defaults)
@@ -698,7 +660,7 @@ class Generator:
         )
         lines = [
             f"class {cls}(nnx.Module):",
-            "    " + docstring(doc),
+            "    " + docstring(doc, indent="    "),
             "",
             f"    def __init__({signature}, *, {keywords}):",
             "        kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)",
@@ -731,11 +693,9 @@ class Generator:
         kind = next(k for k in COMPOSITES if k in block)
         source = Value("x", "in_shape")
         if kind == "layers":
-            result = self.sequence(list(block[kind]), scope, out, "self", source)
+            result = self.sequence(block[kind], scope, out, "self", source)
         else:
-            result = self.branches(
-                kind, list(block[kind]), scope, out, "self", source, out.local(kind)
-            )
+            result = self.branches(kind, block[kind], scope, out, "self", source, out.local(kind))
         line = self.data["blocks"].key_locs.get(name)
         doc = block.get("doc") or self.comment_at(line.line if line else None) or ""
         doc = f"Block `{name}`" + (f": {doc}" if doc else ".")
@@ -760,7 +720,10 @@ class Generator:
             branch, body, options, _ = self.split(raw, names[index])
             if isinstance(raw, list | YamlSeq):
                 body = raw
-            value, _ = self.row(branch, body, options, None, scope, out, attr, source, False)
+            try:
+                value, _ = self.row(branch, body, options, None, scope, out, attr, source, False)
+            except SpecError as error:
+                raise error.with_context(location=item_location(items, index)) from None
             scope.values[branch] = value
             values.append(value)
         if kind == "concat":
@@ -772,11 +735,7 @@ class Generator:
 
     def network_class(self) -> str:
         name = self.graph.name
-        cls = (
-            self.unique_class(name)
-            if class_name(name) not in self.block_classes.values()
-            else class_name(name) + "Net"
-        )
+        cls = self.unique_class(name, suffix="Net")
         variables = {v: identifier(v) for v in self.spec_vars}
         raw_vars = self.data.get("vars") or {}
         literal_vars = [v for v in self.spec_vars if not self.referenced(raw_vars[v])]
@@ -788,9 +747,7 @@ class Generator:
         h, w, c = self.graph.input_shape
         out.init.append(f"self.in_shape = ({h}, {w}, {c})")
         source = Value("x", "self.in_shape")
-        result = self.sequence(
-            list(self.data["layers"]), scope, out, "self", source, top_level=True
-        )
+        result = self.sequence(self.data["layers"], scope, out, "self", source, top_level=True)
         result_var = result.var
         last_row = next((r for r in reversed(self.graph.rows) if not r.train_only), None)
         self.output_activation = None
@@ -801,7 +758,7 @@ class Generator:
                 for i, line in enumerate(out.call)
                 if line.startswith(f"{scope.values[last_row.name].var} =")
             )
-            out.call[index] = "# " + out.call[index] + "  (softmax: see output_activation)"
+            out.call[index] = comment(out.call[index] + "  (softmax: see output_activation)")
             result_var = self.previous_var(last_row.name, scope)
             self.output_activation = "softmax"
         heads = [(h.row, h.weight) for h in self.graph.heads]
@@ -810,25 +767,33 @@ class Generator:
         squeeze = "[:, 0, 0, :]" if (oh, ow) == (1, 1) else ""
         out.call.append(f"logits = {result_var}{squeeze}")
         if heads:
-            parts = ", ".join(f'"{row}": {scope.values[row].var}{squeeze}' for row, _ in heads)
+            parts = ", ".join(
+                f"{string_literal(row)}: {scope.values[row].var}{squeeze}" for row, _ in heads
+            )
             out.call += ["if train:", f'    return {{"main": logits, {parts}}}']
         out.call.append("return logits")
         params = [
             f"{identifier(v)}={literal(self.graph.variables.get(v, raw_vars[v]))}"
             for v in literal_vars
         ]
-        weights = ", ".join(f'"{row}": {weight!r}' for row, weight in [("main", 1.0), *heads])
+        weights = ", ".join(
+            f"{string_literal(row)}: {literal(float(weight))}"
+            for row, weight in [("main", 1.0), *heads]
+        )
         header = [
             f"class {cls}(nnx.Module):",
-            f'    """{self.graph.name}, generated by netspec from {self.graph.source}.',
-            "",
-            f"    Input NHWC (batch, {h}, {w}, {c}); output logits (batch, {out_dims})."
-            + (
-                " With train=True, a dict of every head's logits (`loss_weights` weighs them)."
-                if heads
-                else ""
+            "    "
+            + docstring(
+                f"{self.graph.name}, generated by netspec from {self.graph.source}.\n\n"
+                f"Input NHWC (batch, {h}, {w}, {c}); output logits (batch, {out_dims})."
+                + (
+                    " With train=True, a dict of every head's logits (`loss_weights` weighs them)."
+                    if heads
+                    else ""
+                )
+                + "\n",
+                indent="    ",
             ),
-            '    """',
             "",
             f"    loss_weights = {{{weights}}}",
             f"    output_activation = {self.output_activation!r}",
@@ -858,6 +823,12 @@ class Generator:
         return "\n\n\n".join([*self.classes, network]) + "\n"
 
 
+def item_location(items: Any, index: int) -> Location | None:
+    """Where entry `index` of a sequence read from YAML was written, if known."""
+    locations = getattr(items, "item_locs", [])
+    return locations[index] if index < len(locations) else None
+
+
 def arg_name(entry: Any) -> str:
     return entry if isinstance(entry, str) else next(iter(entry))
 
@@ -885,17 +856,33 @@ def generate(
     the network constructor's defaults."""
     generator = Generator(data, graph, report, source, dtype, param_dtype)
     body = generator.generate()
+    audit(body, PRELUDE_NAMES)
     return GeneratedSource(
         preamble(graph, standalone) + body, generator.network, generator.output_activation
     )
 
 
+PRELUDE_NAMES = frozenset(
+    {
+        "math",
+        "jax",
+        "jnp",
+        "nnx",
+        "concat_shape",
+        "window",
+        "Group",
+        *(layer.flax_class for layer in REGISTRY.values()),
+    }
+)
+"""What the preamble gives the generated classes (imports, or netspec's inlined layers)."""
+
+
 def preamble(graph: Graph, standalone: bool) -> str:
-    title = f'"""{graph.name}: Flax NNX model generated by netspec from {graph.source}.'
+    title = f"{graph.name}: Flax NNX model generated by netspec from {graph.source}."
     if not standalone:
         return "\n".join(
             [
-                title + '"""',
+                docstring(title),
                 "",
                 "import math  # noqa: F401 (expressions may use math.ceil / math.floor)",
                 "",
@@ -912,11 +899,11 @@ def preamble(graph: Graph, standalone: bool) -> str:
         )
     return "\n".join(
         [
-            title,
-            "",
-            "Standalone: needs only jax, flax and numpy. The layer classes below are netspec's",
-            "(netspec/shapes.py and netspec/flax_layers.py); the network classes follow them.",
-            '"""',
+            docstring(
+                f"{title}\n\nStandalone: needs only jax, flax and numpy. The layer classes "
+                "below are netspec's\n(netspec/shapes.py and netspec/flax_layers.py); the "
+                "network classes follow them.\n"
+            ),
             "",
             "import math  # noqa: F401 (expressions may use math.ceil / math.floor)",
             "import re",

@@ -58,12 +58,13 @@ class Compiled:
 
     def network_class(self) -> type:
         """The generated nnx.Module class, executed from `source()` in a fresh namespace."""
-        filename = f"<netspec {self.graph.name}>"
+        network = self.generated.network  # an identifier, unlike the spec's name
+        filename = f"<netspec {network}>"
         text = self.generated.text
         linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
-        namespace: dict[str, Any] = {"__name__": f"netspec_generated_{self.graph.name}"}
+        namespace: dict[str, Any] = {"__name__": f"netspec_generated_{network}"}
         exec(builtins.compile(text, filename, "exec"), namespace)
-        return namespace[self.generated.network]
+        return namespace[network]
 
     def build(self, seed: int = 0, dtype: Any = None, param_dtype: Any = None) -> Any:
         """The Flax NNX module, parameters initialised from `seed`.

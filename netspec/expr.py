@@ -592,6 +592,42 @@ def evaluate(expression: str, variables: Mapping[str, Value]) -> Value:
     return _evaluate_at(expression, 0, variables, variables.keys())
 
 
+def check_expression(expression: str, names: Collection[str]) -> ast.expr:
+    """Parse one expression and check its structure without evaluating it: only the node types,
+    operators and functions `evaluate` accepts, and only variables from `names`.
+
+    For code that translates expressions instead of evaluating them (the Flax generator), so a
+    translated expression can never be more than arithmetic on known variables.
+    """
+    tree, source = _parse(expression, 0)
+    checker = _Evaluator(source, {}, names)
+    called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.expr_context):
+            continue
+        if isinstance(node, ast.operator | ast.cmpop | ast.boolop | ast.unaryop):
+            if type(node) in _FORBIDDEN_OPERATORS:
+                symbol = _FORBIDDEN_OPERATORS[type(node)]
+                raise ExprError(f"operator '{symbol}' is not allowed in expressions")
+            continue
+        if type(node) not in _Evaluator._HANDLERS:
+            checker.forbidden(node)
+        if isinstance(node, ast.Constant):
+            checker.constant(node)
+        elif isinstance(node, ast.Call) and not (
+            isinstance(node.func, ast.Name) and node.func.id in _FUNCTIONS and not node.keywords
+        ):
+            checker.call(node)  # raises the evaluator's message for this call
+        elif (
+            isinstance(node, ast.Name)
+            and id(node) not in called
+            and node.id not in _LITERAL_NAMES
+            and node.id not in names
+        ):
+            checker.name(node)  # raises "undefined variable", with a hint
+    return tree
+
+
 # ----------------------------------------------------------------------------- templates
 
 
@@ -643,6 +679,12 @@ def _reference_at(text: str, dollar: int) -> tuple[_Reference, int]:
             hint="write '$$' for a literal '$'",
         )
     return _Reference(match.group(), match.start()), match.end()
+
+
+def split_template(text: str) -> list[str | _Reference]:
+    """A string as literal text pieces and references (each with its `expression` text), the
+    way `substitute` reads it: `$$` is a literal `$`, `${...}` may hold braces and quotes."""
+    return list(_scan(text))
 
 
 def _scan(text: str) -> Iterator[str | _Reference]:

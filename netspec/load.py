@@ -287,20 +287,27 @@ else:
 def _compose(text: str, filename: str) -> tuple[Node | None, list[Mark]]:
     """The node graph of the single document in `text` (None if there is none), and the
     positions of its aliases in document order."""
-    aliases = _check_events(text, filename)
+    try:
+        aliases = _check_events(_LOADER(text), filename)
+    except YAMLError:
+        if _LOADER is _PyLoader:
+            raise
+        # libyaml has nesting limits of its own (0.2.6 stops at 1,000 flow levels, while its
+        # scanner reads ahead), reported in its own words. The pure-Python parser walks the same
+        # text without such a limit, so netspec's own cap, or the same syntax error, decides.
+        aliases = _check_events(_PyLoader(text), filename)
     loader = _LOADER(text)
     if not loader.check_node():
         return None, aliases
     return loader.get_node(), aliases
 
 
-def _check_events(text: str, filename: str) -> list[Mark]:
+def _check_events(loader: Parser, filename: str) -> list[Mark]:
     """Walk the event stream once: reject a second document and deep nesting before composing.
 
-    PyYAML's composers recurse once per level (the C one without any guard), so nesting is
-    checked here, on the flat event stream. Returns the positions of all aliases, in order.
+    PyYAML's composers recurse once per level, so nesting is checked here, on the flat event
+    stream. Returns the positions of all aliases, in order.
     """
-    loader = _LOADER(text)
     depth, documents, aliases = 0, 0, []
     while True:
         event = loader.get_event()
@@ -343,51 +350,81 @@ def _too_deep(location: Location) -> SpecError:
     )
 
 
-# Hints for PyYAML's and libyaml's syntax messages, matched on a fragment of the problem text.
-_SYNTAX_HINTS = (
-    (
-        "mapping values are not allowed",
-        "put a space after each `key:`, and quote a value that "
-        "itself contains ': '; or check this line's indentation",
-    ),
-    ("expected ',' or ']'", "close the list with `]` (and separate items with commas)"),
-    ("expected ',' or '}'", "close the mapping with `}` (and separate entries with commas)"),
-    ("expected key", "check the indentation: keys of one mapping must line up"),
-    ("expected <block end>", "check the indentation: keys of one mapping must line up"),
-    ("could not find expected ':'", "write `key: value`, with a colon and a space"),
-    ("found undefined alias", "define the anchor (`&name`) before using it as `*name`"),
-    ("found unexpected end of stream", "close the quoted string"),
+# What to write instead, by the character a syntax error points at or the bracket or quote it
+# started in. Read from the text, not from the parser's wording, which differs between PyYAML's
+# parser, libyaml and their versions.
+_OPENERS = {
+    "[": ("list", "close the list with `]` (and separate items with commas)"),
+    "{": ("mapping", "close the mapping with `}` (and separate entries with commas)"),
+    "'": ("quoted string", "close the quoted string"),
+    '"': ("quoted string", "close the quoted string"),
+}
+_AT_CHARACTER = {
+    ":": "put a space after each `key:`, and quote a value that itself contains ': '; "
+    "or check this line's indentation",
+    "*": "define the anchor (`&name`) before using it as `*name`",
+    "&": "give each `&anchor` its own name",
+}
+_INDENTATION_HINT = (
+    "check the indentation: the items of one list, and the keys of one mapping, must line up"
 )
 
 
 def _syntax_error(err: MarkedYAMLError, text: str, filename: str) -> SpecError:
-    """Turn a PyYAML/libyaml error into a located SpecError that says what to fix."""
+    """Turn a PyYAML/libyaml error into a located SpecError that says what to fix.
+
+    The parser's own words stay in the message; what netspec adds (the bracket or quote left
+    open, the hint) is derived from the text at the marks.
+    """
     mark = err.problem_mark or err.context_mark
     location = _location(mark, filename) if mark else Location(filename, 1, 1)
-    context = (err.context or "").strip()
-    if context.startswith("found duplicate anchor"):
-        first = err.context_mark
+    first = err.context_mark
+    if (
+        mark is not None
+        and first is not None
+        and first.line < mark.line
+        and _char_at(text, mark) == "&"
+        and _char_at(text, first) == "&"
+    ):
         return SpecError(
-            f"this anchor name is already used at line {first.line + 1}"
-            if first
-            else "this anchor name is already used",
+            f"this anchor name is already used at line {first.line + 1}",
             location,
-            hint="give each `&anchor` its own name",
+            hint=_AT_CHARACTER["&"],
         )
-    problem = (err.problem or context or "not valid YAML").strip()
+    problem = (err.problem or err.context or "not valid YAML").strip()
     message = f"invalid YAML: {problem}"
-    if err.problem and context:
-        cm = err.context_mark
-        if cm is not None and (cm.line, cm.column) != (mark.line, mark.column):
-            context += f" that starts at line {cm.line + 1}, column {cm.column + 1}"
-        message += f" ({context})"
-    return SpecError(message, location, hint=_syntax_hint(problem, text, mark))
+    opened = _opened_at(err, text)
+    if opened:
+        kind, _ = _OPENERS[opened[0]]
+        message += f" (in the {kind} that starts at line {opened[1]}, column {opened[2]})"
+    return SpecError(message, location, hint=_syntax_hint(text, mark, opened))
 
 
-def _syntax_hint(problem: str, text: str, mark: Mark | None) -> str | None:
-    if re.search(r"\btab\b", problem) or (mark is not None and _char_at(text, mark) == "\t"):
+def _opened_at(err: MarkedYAMLError, text: str) -> tuple[str, int, int] | None:
+    """(bracket or quote, line, column) when the error's context is an unclosed `[`, `{` or quote
+    that starts somewhere else than the problem."""
+    context, problem = err.context_mark, err.problem_mark
+    if context is None or problem is None:
+        return None
+    if (context.line, context.column) == (problem.line, problem.column):
+        return None
+    opener = _char_at(text, context)
+    return (opener, context.line + 1, context.column + 1) if opener in _OPENERS else None
+
+
+def _syntax_hint(text: str, mark: Mark | None, opened: tuple[str, int, int] | None) -> str:
+    if mark is not None and "\t" in _line_at(text, mark)[: mark.column + 1]:
         return "indent with spaces: YAML does not allow tabs for indentation"
-    return next((hint for fragment, hint in _SYNTAX_HINTS if fragment in problem), None)
+    if opened:
+        return _OPENERS[opened[0]][1]
+    if mark is not None and _char_at(text, mark) in _AT_CHARACTER:
+        return _AT_CHARACTER[_char_at(text, mark)]
+    return _INDENTATION_HINT
+
+
+def _line_at(text: str, mark: Mark) -> str:
+    lines = _BREAK.split(text)
+    return lines[mark.line] if mark.line < len(lines) else ""
 
 
 def _char_at(text: str, mark: Mark) -> str:

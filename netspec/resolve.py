@@ -23,6 +23,7 @@ from .expr import ExprError, resolve_variables, substitute
 from .graph import INPUT, Expectation, Graph, Head, Node, Row
 from .layers import ALIASES, REGISTRY, LayerType
 from .load import YamlMap, YamlSeq, load_yaml, resolve_scalar
+from .pysource import identifier
 from .rowsyntax import CompactRow, ExpectedCount, Token, TokenError, parse_compact, tokenize
 from .shapes import parse_window
 from .spec import ROW_OPTIONS, BlockDef, SpecModel, parse_input_size
@@ -245,12 +246,20 @@ class Resolver:
         )
 
     def check_name(self, name: str, location: Location | None, scope: Scope) -> None:
-        if not isinstance(name, str) or not name.replace("_", "a").isalnum():
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_]+", name):
             raise SpecError(
-                f"row name {name!r} may only use letters, digits and '_'",
+                f"row name {name!r} may only use the letters A-Z and a-z, digits and '_'",
                 location,
                 path=scope.trail,
-                hint="names become parameter paths, e.g. inception_3a/3x3/conv",
+                hint="names become Python attributes and parameter paths, "
+                "e.g. inception_3a/3x3/conv",
+            )
+        if name.isdigit():
+            raise SpecError(
+                f"row name '{name}' is only digits, which parameter paths use for repeat indices",
+                location,
+                path=scope.trail,
+                hint=f"start it with a letter, e.g. `layer{name}`",
             )
         if name == INPUT:
             raise SpecError(
@@ -268,6 +277,18 @@ class Resolver:
                 path=scope.trail,
                 hint="give every row of a sequence its own name",
             )
+        attribute = identifier(name)
+        for other in scope.names:
+            if identifier(other) == attribute:
+                first = scope.name_locations.get(other)
+                where = f" (line {first.line})" if first else ""
+                raise SpecError(
+                    f"row names '{other}'{where} and '{name}' both become the Python "
+                    f"attribute '{attribute}' of the generated module",
+                    location,
+                    path=scope.trail,
+                    hint="rename one of them",
+                )
 
     def expand_sequence(
         self, items: Any, location: Location | None, scope: Scope, top_level: bool = False

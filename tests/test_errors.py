@@ -134,14 +134,13 @@ SYNTAX = [
         layers("conv1: conv 3x3 16") + "   - bad: relu\n",
         "- bad",
         "invalid YAML",
-        "expected '-' indicator",
+        "check the indentation",
     ),
     case(
         "syntax-second-colon",
         "name: a: b\ninput: [32, 32, 3]\nlayers:\n  - c: relu\n",
         ": b",
         "invalid YAML",
-        "mapping values are not allowed",
         "put a space after each `key:`",
     ),
     case(
@@ -155,8 +154,8 @@ SYNTAX = [
         "syntax-unclosed-list",
         UNCLOSED,
         ":\n  - c",  # where the parser finds that the `[` of line 2 is never closed
-        "did not find expected ',' or ']'",
-        "a flow sequence that starts at line {}, column {}".format(*at(UNCLOSED, "[")),
+        "invalid YAML",
+        "in the list that starts at line {}, column {}".format(*at(UNCLOSED, "[")),
         "close the list with `]`",
     ),
     case(
@@ -819,7 +818,8 @@ RUNAWAY = [
         "undefined-alias",
         "name: t\ninput: [32, 32, 3]\nlayers: *nope\n",
         "*nope",
-        "found undefined alias",
+        "invalid YAML",
+        "define the anchor (`&name`)",
     ),
     case(
         "second-document",

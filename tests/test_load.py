@@ -463,7 +463,8 @@ def test_aliases_are_independent_copies_located_at_the_alias():
 def test_undefined_alias():
     text = "a: 1\nb: *nope\n"
     error = error_of(text)
-    assert "undefined alias" in error.message
+    assert error.message.startswith("invalid YAML")
+    assert "`&name`" in error.hint
     assert error.location == at(text, "*nope")
 
 
@@ -662,8 +663,23 @@ def test_syntax_error_location(text, line, column):
 
 def test_syntax_error_message_names_the_context_and_a_fix():
     error = error_of("a: [1, 2\nb: 3\n")
-    assert "while parsing a flow sequence that starts at line 1, column 4" in error.message
+    assert "in the list that starts at line 1, column 4" in error.message
     assert "`]`" in error.hint
+
+
+@pytest.mark.parametrize(
+    ("text", "marker", "hint"),
+    [
+        ("a: {x: 1\n", "{", "`}`"),
+        ("a: 'open\n", "'", "close the quoted string"),
+        ('a: "open\n', '"', "close the quoted string"),
+    ],
+)
+def test_unclosed_bracket_or_quote_is_named(text, marker, hint):
+    error = error_of(text)
+    where = at(text, marker)
+    assert f"starts at line {where.line}, column {where.column}" in error.message
+    assert hint in error.hint
 
 
 def test_tab_indentation_hint():
