@@ -88,7 +88,21 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("eval", help="evaluate a trained run")
     evaluate.add_argument("run", help="a run directory written by `netspec train`")
     evaluate.add_argument(
-        "--data", help="data to evaluate on (default: the run's validation split)"
+        "--data",
+        help="data to evaluate on, every image of the part it holds out: an image folder's val/ "
+        "(else all its images), CIFAR-10's test_batch, MNIST's t10k files, a .npz file's "
+        "x_test/y_test (else all); default: the run's validation split",
+    )
+    evaluate.add_argument(
+        "--out",
+        metavar="DIR",
+        help="where metrics.json and confusion_matrix.png go "
+        "(default: RUN/eval/<name of the data>, RUN/eval/val without --data)",
+    )
+    evaluate.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="skip unreadable images (listed) instead of stopping",
     )
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -227,19 +241,41 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+PER_CLASS_ROWS = 20
+"""More classes than this: the text output shows the `PER_CLASS_WORST` least accurate."""
+PER_CLASS_WORST = 10
+
+
 def run_eval(args: argparse.Namespace) -> int:
     from .train.use import evaluate_run
 
-    result = evaluate_run(Path(args.run), args.data)
+    out = Path(args.out) if args.out else None
+    result = evaluate_run(Path(args.run), args.data, out, skip_bad_images=args.skip_bad_images)
     if args.json:
         print(json.dumps(result, indent=1))
-    else:
-        print(
-            f"{result['images']:,} images: loss {result['loss']:.4f}, top-1 "
-            f"{result['top1']:.2%}, top-5 {result['top5']:.2%}; confusion matrix "
-            f"{result['confusion_matrix']}"
-        )
+        return 0
+    top5 = f", top-5 {result['top5']:.2%}" if "top5" in result else ""
+    print(f"{result['data']}: loss {result['loss']:.4f}, top-1 {result['top1']:.2%}{top5}")
+    print_per_class(result["per_class"])
+    for skipped in result["skipped"]:
+        print(f"skipped unreadable {skipped}", file=sys.stderr)
+    print(f"wrote {result['metrics']} and {Path(result['confusion_matrix']).name}")
     return 0
+
+
+def print_per_class(rows: list[dict]) -> None:
+    """A table of class, images, correct, accuracy; with many classes only the worst ones."""
+    if len(rows) > PER_CLASS_ROWS:
+        rated = [row for row in rows if row["accuracy"] is not None]
+        rows = sorted(rated, key=lambda row: row["accuracy"])[:PER_CLASS_WORST]
+        print(f"the {len(rows)} least accurate classes (--json lists all):")
+    width = max([len("class"), *(len(row["class"]) for row in rows)])
+    print(f"  {'class':<{width}}  {'images':>7}  {'correct':>7}  {'accuracy':>8}")
+    for row in rows:
+        accuracy = "-" if row["accuracy"] is None else f"{row['accuracy']:.2%}"
+        print(
+            f"  {row['class']:<{width}}  {row['images']:>7,}  {row['correct']:>7,}  {accuracy:>8}"
+        )
 
 
 def run_predict(args: argparse.Namespace) -> int:

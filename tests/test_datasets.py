@@ -403,10 +403,9 @@ def test_truncated_png_is_named(tmp_path: Path) -> None:
     bad.write_bytes(bad.read_bytes()[:200])
     with pytest.raises(SpecError) as error:
         load_dataset(tmp_path / "d", (8, 8, 3))
-    message = str(error.value)
-    assert message.startswith(f"{bad}: cannot read image")
-    assert "truncated" in message
-    with pytest.raises(SpecError, match="truncated"):
+    # Only netspec's own words: what Pillow says about the damage varies between its versions.
+    assert str(error.value).startswith(f"{bad}: cannot read image")
+    with pytest.raises(SpecError, match="cannot read image"):
         decode_image(bad, (8, 8, 3))
 
 

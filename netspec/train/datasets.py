@@ -11,6 +11,9 @@ Formats, detected from the `source` argument of `load_dataset`:
 - MNIST IDX files (``train-images-idx3-ubyte`` ..., each optionally ``.gz``).
 - a ``.npz`` file: ``x_train, y_train, x_test, y_test`` or ``images, labels``.
 
+`load_eval_set` reads the part of a source that it holds out from training (``val/``,
+``test_batch``, ``t10k-*``, ``x_test``), or all of it, for ``netspec eval --data``.
+
 In-memory formats are converted once, at load time, to uint8 (N, H, W, C) at the model's
 input size. Every problem with the data is a `SpecError` naming the file.
 """
@@ -21,6 +24,7 @@ import gzip
 import io
 import os
 import pickle
+import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -292,16 +296,7 @@ def _load_digits(shape: ImageShape, seed: int, val_fraction: float) -> Dataset:
 def _load_npz(path: Path, shape: ImageShape, seed: int, val_fraction: float) -> Dataset:
     """Keras style (x_train, y_train, x_test, y_test) or (images, labels) arrays."""
     where = str(path)
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except ValueError as error:
-        raise SpecError(
-            f"cannot read .npz without pickle ({error}); store arrays of numbers and strings",
-            path=where,
-        ) from None
-    except (OSError, EOFError) as error:
-        raise SpecError(f"cannot read .npz: {error}", path=where) from None
+    arrays = _read_npz(path)
     keys = set(arrays)
     if {"x_train", "y_train", "x_test", "y_test"} <= keys:
         train_x, train_y = _npz_pair(arrays, "x_train", "y_train", where)
@@ -325,6 +320,21 @@ def _load_npz(path: Path, shape: ImageShape, seed: int, val_fraction: float) -> 
         names,
         f".npz file {path} ({_count(total)})",
     )
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of a .npz file (pickled objects refused)."""
+    where = str(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except ValueError as error:
+        raise SpecError(
+            f"cannot read .npz without pickle ({error}); store arrays of numbers and strings",
+            path=where,
+        ) from None
+    except (OSError, EOFError) as error:
+        raise SpecError(f"cannot read .npz: {error}", path=where) from None
 
 
 def _npz_pair(
@@ -731,3 +741,159 @@ def _drop_unreadable(images: ImageSet, skip: bool, skipped: list[str]) -> ImageS
                     hint="fix or delete the file, or skip bad images to leave such files out",
                 )
     return images if len(keep) == len(paths) else _subset(images, np.asarray(keep, dtype=int))
+
+
+# --------------------------------------------------------------------------- held-out data
+
+
+@dataclass
+class EvalSet:
+    """What `netspec eval --data` scores: every image of the part of a data set that it holds
+    out from training, or all of it when it holds nothing out."""
+
+    images: ImageSet
+    class_names: list[str]
+    description: str
+    """What was read, e.g. "val/ of /data/flowers/ (30 images)"."""
+    name: str
+    """A file-name-safe name for it, e.g. "flowers-val" (the eval output folder)."""
+    held_out: bool
+    """True for a part set aside from training (val/, test_batch, t10k, x_test); False when
+    `images` is the whole data set."""
+    skipped: list[str] = field(default_factory=list)
+    """Unreadable files left out (with `skip_bad_images`), each "path: reason"."""
+
+
+SPLIT_FOLDER_NAMES = frozenset({"train", "raw", *VAL_FOLDER_NAMES})
+
+
+def load_eval_set(
+    source: str | Path | None, image_shape: tuple[int, int, int], *, skip_bad_images: bool = False
+) -> EvalSet:
+    """Every image of `source`'s held-out part, for a model taking `image_shape`.
+
+    An image folder with ``train/`` and ``val/`` (``validation/``, ``test/``: the folder
+    training validates on) gives all of that folder, one without gives all its images;
+    CIFAR-10 batches give ``test_batch``; MNIST IDX files the ``t10k`` pair; a .npz file
+    ``x_test, y_test`` if it has them, else all of ``images, labels``; ``digits`` all 1,797.
+    Unreadable image files raise a `SpecError` naming them, or with `skip_bad_images` are
+    left out and listed.
+    """
+    shape = _check_image_shape(image_shape)
+    if source is None or str(source) == "digits":
+        digits = _load_digits(shape, 0, 0.0)
+        description = f"all of scikit-learn digits ({_count(len(digits.train))})"
+        return EvalSet(digits.train, digits.class_names, description, "digits", False)
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise SpecError(f"no such file or folder; {EXPECTED_FORMATS}", path=str(path))
+    if path.is_file():
+        if path.suffix.lower() == ".npz":
+            return _eval_npz(path, shape)
+        raise SpecError(f"unknown data format; {EXPECTED_FORMATS}", path=str(path))
+    cifar = _find_cifar_test(path)
+    if cifar is not None:
+        return _eval_cifar(cifar, path, shape)
+    mnist = _find_mnist_test(path)
+    if mnist is not None:
+        images = _mnist_split(mnist[0], mnist[1], shape)
+        description = f"MNIST t10k files of {mnist[0].parent}/ ({_count(len(images))})"
+        return EvalSet(images, list(DIGIT_NAMES), description, _slug(path, "t10k"), True)
+    return _eval_image_folder(path, skip_bad_images)
+
+
+def _slug(path: Path, part: str = "") -> str:
+    """A folder name for results on `path` (its parent's name too when it is called "val" and
+    the like), `part` appended: "flowers-val", "cifar-10-batches-py-test_batch"."""
+    resolved = path.resolve()
+    words = [resolved.stem if resolved.suffix.lower() == ".npz" else resolved.name]
+    if words[0].lower() in SPLIT_FOLDER_NAMES and resolved.parent.name:
+        words.insert(0, resolved.parent.name)
+    if part and part.lower() != words[-1].lower():
+        words.append(part)
+    text = "-".join(re.sub(r"[^A-Za-z0-9._]+", "-", word).strip("-.") for word in words)
+    return text.strip("-")[:80] or "data"
+
+
+def _eval_image_folder(folder: Path, skip_bad_images: bool) -> EvalSet:
+    splits = _split_folders(folder)
+    if splits is not None and splits[1] is not None:
+        part, held_out = splits[1], True
+        description, name = f"{part.name}/ of {folder}/", _slug(folder, part.name)
+    else:
+        part, held_out = (splits[0] if splits else folder), False
+        description, name = f"all of {part}/", _slug(part)
+    classes = _read_classes(part)
+    names = sorted(classes)
+    skipped: list[str] = []
+    images = _drop_unreadable(_as_set(classes, names), skip_bad_images, skipped)
+    if len(images) == 0:
+        raise SpecError("no readable images to evaluate", path=str(part))
+    return EvalSet(images, names, f"{description} ({_count(len(images))})", name, held_out, skipped)
+
+
+def _find_cifar_test(folder: Path) -> Path | None:
+    """The folder of CIFAR-10 batches (a `test_batch` alone is enough), or None."""
+    for candidate in (folder, folder / CIFAR_FOLDER):
+        if (candidate / "test_batch").is_file() or (candidate / CIFAR_TRAIN_FILES[0]).is_file():
+            return candidate
+    return None
+
+
+def _eval_cifar(folder: Path, given: Path, shape: ImageShape) -> EvalSet:
+    images, labels = _cifar_batch(folder / "test_batch")
+    names = _cifar_names(folder)
+    _check_label_range(labels, len(names), str(folder / "test_batch"))
+    description = f"CIFAR-10 test_batch of {folder}/ ({_count(len(labels))})"
+    split = ImageSet(resize_images(images, shape), None, labels)
+    return EvalSet(split, names, description, _slug(given, "test_batch"), True)
+
+
+def _find_mnist_test(folder: Path) -> tuple[Path, Path] | None:
+    """The t10k images and labels files (plain or .gz) where `_find_mnist` looks, or None."""
+    test_images, test_labels = MNIST_FILES["val_images"], MNIST_FILES["val_labels"]
+    for candidate in (folder, folder / "raw", folder / "MNIST" / "raw"):
+        images, labels = _idx_file(candidate, test_images), _idx_file(candidate, test_labels)
+        if images is not None and labels is not None:
+            return images, labels
+        if images is not None or labels is not None:
+            missing = test_labels if images is not None else test_images
+            raise SpecError(
+                f"MNIST IDX test files incomplete: missing {missing} (or .gz)",
+                path=str(candidate),
+            )
+        if _idx_file(candidate, MNIST_FILES["train_images"]) is not None:
+            raise SpecError(
+                f"MNIST IDX files without the test set to evaluate on: missing {test_images} "
+                f"and {test_labels} (or .gz)",
+                path=str(candidate),
+            )
+    return None
+
+
+def _eval_npz(path: Path, shape: ImageShape) -> EvalSet:
+    """x_test, y_test when present (class names numbered over every label in the file, as
+    training numbers them), else all of images, labels."""
+    where = str(path)
+    arrays = _read_npz(path)
+    keys = set(arrays)
+    if {"x_test", "y_test"} <= keys:
+        images, labels = _npz_pair(arrays, "x_test", "y_test", where)
+        every = [labels]
+        if {"x_train", "y_train"} <= keys:
+            every.append(_npz_pair(arrays, "x_train", "y_train", where)[1])
+        names = _npz_class_names(arrays, np.concatenate(every), where)
+        description, name, held_out = f"x_test/y_test of {path}", _slug(path, "test"), True
+    elif {"images", "labels"} <= keys:
+        images, labels = _npz_pair(arrays, "images", "labels", where)
+        names = _npz_class_names(arrays, labels, where)
+        description, name, held_out = f"all of {path}", _slug(path), False
+    else:
+        raise SpecError(
+            f"a .npz data set to evaluate needs arrays x_test, y_test or images, labels; "
+            f"this one has {', '.join(sorted(keys)) or 'none'}",
+            path=where,
+        )
+    split = ImageSet(resize_images(_as_uint8(images, where), shape), None, labels)
+    description = f"{description} ({_count(len(labels))})"
+    return EvalSet(split, names, description, name, held_out)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import SpecError
 from .loop import load_config, say
+
+if TYPE_CHECKING:
+    from .datasets import EvalSet
 
 
 @dataclass
@@ -80,33 +83,47 @@ def _latest_like(model: Any, config: dict[str, Any]) -> Any:
     return initial_state(model, tx)[1]
 
 
-def evaluate_run(run_dir: Path, data: str | None = None, out: Path | None = None) -> dict[str, Any]:
-    """Loss, top-1, top-5 and a confusion matrix of the run's model on `data` (default: the
-    run's own validation split)."""
+EVAL_FOLDER = "eval"
+"""Eval results go to RUN/eval/<name of the data>/, never over the run's own files."""
+OWN_SPLIT_NAME = "val"
+NAMES_SHOWN = 20
+TOP5_MIN_CLASSES = 6
+"""Top-5 accuracy is reported only with more than 5 classes (with 5 or fewer it is 100%)."""
+
+
+def evaluate_run(
+    run_dir: Path,
+    data: str | None = None,
+    out: Path | None = None,
+    *,
+    skip_bad_images: bool = False,
+) -> dict[str, Any]:
+    """Score the run's model on every image of `data`'s held-out part (`load_eval_set`), or
+    without `data` on the run's own validation split: loss, top-1, top-5 (more than 5 classes
+    only), per-class accuracy and a confusion matrix. Writes ``metrics.json`` and
+    ``confusion_matrix.png`` to `out` (default ``RUN/eval/<name of the data>/``)."""
     import jax
 
-    from .artifacts import confusion_matrix, plot_confusion_matrix
-    from .datasets import load_dataset
+    from .artifacts import confusion_matrix, plot_confusion_matrix, save_json
     from .pipeline import Pipeline
 
     trained = load_trained(run_dir)
-    shape = trained.compiled.graph.input_shape
-    training = trained.config["training"]
-    dataset = load_dataset(
-        data or trained.config["data"],
-        tuple(shape),
-        seed=training["seed"],
-        val_fraction=training["val_fraction"],
-    )
-    if data and dataset.class_names != trained.classes:
-        raise SpecError(
-            f"the data's classes {dataset.class_names[:5]}... differ from the "
-            f"run's {trained.classes[:5]}...",
-            path=str(data),
-        )
-    split = dataset.val
+    shape = tuple(trained.compiled.graph.input_shape)
+    chosen = _eval_data(trained, data, shape, skip_bad_images)
+    where = str(data) if data is not None else str(trained.config["data"] or "digits")
+    if chosen.class_names != trained.classes:
+        raise SpecError(_class_mismatch(chosen.class_names, trained.classes), path=where)
+    if len(chosen.images) == 0:
+        raise SpecError(f"nothing to evaluate: {chosen.description}", path=where)
+    target = _eval_folder(run_dir, out, chosen.name)
+    if data is not None and not chosen.held_out and _same_source(data, trained.config["data"]):
+        say(f"note: {chosen.description} includes the images {run_dir} was trained on")
     pipeline = Pipeline(
-        split, tuple(shape), training["batch_size"], train=False, normalize=trained.normalize
+        chosen.images,
+        shape,
+        trained.config["training"]["batch_size"],
+        train=False,
+        normalize=trained.normalize,
     )
     labels, predictions = [], []
     totals: dict[str, float] = {}
@@ -120,21 +137,105 @@ def evaluate_run(run_dir: Path, data: str | None = None, out: Path | None = None
         keep = batch.mask > 0
         labels.append(batch.labels[keep])
         predictions.append(np.asarray(logits).argmax(-1)[keep])
-    count = max(totals.get("count", 0.0), 1.0)
-    matrix = confusion_matrix(
-        np.concatenate(labels), np.concatenate(predictions), len(trained.classes)
-    )
-    target = out or run_dir / "confusion_matrix.png"
-    plot_confusion_matrix(
-        matrix, trained.classes, target, title=f"{trained.compiled.name} on {len(split):,} images"
-    )
-    return {
-        "images": int(count),
+    count = max(totals["count"], 1.0)
+    classes = trained.classes
+    matrix = confusion_matrix(np.concatenate(labels), np.concatenate(predictions), len(classes))
+    metrics_path, picture = target / "metrics.json", target / "confusion_matrix.png"
+    summary = {
+        "data": chosen.description,
+        "images": int(totals["count"]),
         "loss": totals["loss"] / count,
         "top1": totals["correct"] / count,
-        "top5": totals["top5"] / count,
-        "confusion_matrix": str(target),
+        **({"top5": totals["top5"] / count} if len(classes) >= TOP5_MIN_CLASSES else {}),
+        "per_class": _per_class(matrix, classes),
+        "skipped": chosen.skipped,
+        "metrics": str(metrics_path),
+        "confusion_matrix": str(picture),
     }
+    title = f"{trained.compiled.name} on {chosen.description}"
+    try:
+        plot_confusion_matrix(matrix, classes, picture, title=title)
+        save_json(metrics_path, {**summary, "run": str(run_dir), "confusion_counts": matrix})
+    except OSError as error:
+        raise SpecError(f"cannot write the results: {error}", path=str(target)) from None
+    return summary
+
+
+def _eval_data(
+    trained: Trained, data: str | None, shape: tuple[int, ...], skip_bad_images: bool
+) -> EvalSet:
+    """An `EvalSet`: every image of `data`'s held-out part, or the run's validation split."""
+    from .datasets import EvalSet, load_dataset, load_eval_set
+
+    height, width, channels = shape
+    if data is not None:
+        return load_eval_set(data, (height, width, channels), skip_bad_images=skip_bad_images)
+    training = trained.config["training"]
+    dataset = load_dataset(
+        trained.config["data"],
+        (height, width, channels),
+        seed=training["seed"],
+        val_fraction=training["val_fraction"],
+        skip_bad_images=skip_bad_images,
+    )
+    description = f"the run's validation split, {len(dataset.val):,} images of {dataset.source}"
+    return EvalSet(
+        dataset.val, dataset.class_names, description, OWN_SPLIT_NAME, True, dataset.skipped
+    )
+
+
+def _eval_folder(run_dir: Path, out: Path | None, name: str) -> Path:
+    """Where results go: `out`, else RUN/eval/<name>; never the run directory itself."""
+    target = Path(out) if out is not None else run_dir / EVAL_FOLDER / name
+    if target.resolve() == run_dir.resolve():
+        raise SpecError(
+            "is the run directory: eval writes its results to a folder of their own, so the "
+            "files training wrote stay as they are",
+            path=str(target),
+            hint=f"leave out --out (results go to {run_dir / EVAL_FOLDER / name})",
+        )
+    return target
+
+
+def _same_source(data: str, trained_on: str | None) -> bool:
+    """Whether `data` names the source the run was trained on (best effort: resolved paths)."""
+    if trained_on is None or trained_on == "digits":
+        return data == "digits"
+    if data == "digits":
+        return False
+    return Path(data).expanduser().resolve() == Path(trained_on).expanduser().resolve()
+
+
+def _per_class(matrix: np.ndarray, classes: list[str]) -> list[dict[str, Any]]:
+    """Per class (label order): images, correctly classified, accuracy (None without images)."""
+    rows = []
+    for index, name in enumerate(classes):
+        images, correct = int(matrix[index].sum()), int(matrix[index, index])
+        accuracy = correct / images if images else None
+        rows.append({"class": name, "images": images, "correct": correct, "accuracy": accuracy})
+    return rows
+
+
+def _class_mismatch(data_names: list[str], run_names: list[str]) -> str:
+    """One message naming both class lists and what differs."""
+    only_data = [name for name in data_names if name not in set(run_names)]
+    only_run = [name for name in run_names if name not in set(data_names)]
+    if len(only_data) == len(data_names):
+        parts = ["no class in common"]
+    elif only_data or only_run:
+        parts = [f"only in the data: {_listed(only_data)}"] if only_data else []
+        parts += [f"only in the run: {_listed(only_run)}"] if only_run else []
+    else:
+        parts = ["the same names in another order"]
+    return (
+        f"the data's {len(data_names)} classes [{_listed(data_names)}] differ from the run's "
+        f"{len(run_names)} [{_listed(run_names)}]; {'; '.join(parts)}"
+    )
+
+
+def _listed(names: list[str]) -> str:
+    shown = ", ".join(names[:NAMES_SHOWN])
+    return shown + (f", ... ({len(names) - NAMES_SHOWN} more)" if len(names) > NAMES_SHOWN else "")
 
 
 def predict(run_dir: Path, images: list[str], top_k: int = 5) -> list[dict[str, Any]]:
