@@ -70,26 +70,28 @@ def test_forward_and_backward(name):
         def loss_fn(model):
             out = model(x, train=True)
             outputs = out if isinstance(out, dict) else {"main": out}
-            return sum(
+            loss = sum(
                 model.loss_weights[key]
                 * optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
                 for key, logits in outputs.items()
             )
+            return loss, out
 
-        return nnx.value_and_grad(loss_fn)(model)
+        return nnx.value_and_grad(loss_fn, has_aux=True)(model)
 
-    loss, grads = loss_and_grads(model, x)
+    # One compiled program gives the loss, the gradients and the training outputs (every head).
+    (loss, out), grads = loss_and_grads(model, x)
     assert np.isfinite(float(loss))
-    leaves = jax.tree.leaves(nnx.state(grads, nnx.Param))
-    assert all(bool(jnp.all(jnp.isfinite(g))) for g in leaves)
-    nonzero = sum(bool(jnp.any(g != 0)) for g in leaves)
+    # Checked in NumPy: eager jnp ops would compile a small kernel per parameter shape.
+    leaves = [np.asarray(g) for g in jax.tree.leaves(nnx.state(grads, nnx.Param))]
+    assert all(np.isfinite(g).all() for g in leaves)
+    nonzero = sum(bool(np.any(g != 0)) for g in leaves)
     assert nonzero == len(leaves), f"{len(leaves) - nonzero} parameters get no gradient"
 
     logits = nnx.jit(lambda m, x: m(x))(model, x)
     assert logits.shape == (2, classes)
     assert bool(jnp.all(jnp.isfinite(logits)))
     if heads:
-        out = nnx.jit(lambda m, x: m(x, train=True))(model, x)
         assert set(out) == {"main", *heads}
         assert model.loss_weights == {"main": 1.0, **heads}
         assert all(v.shape == (2, classes) for v in out.values())
