@@ -124,12 +124,13 @@ def _printable(text: str) -> str:
 
 
 def docstring(text: str, indent: str = "") -> str:
-    """A triple-quoted docstring whose value is `text`; lines after the first get `indent`."""
+    """A triple-quoted docstring showing `text` (characters that are not printable appear as
+    their escapes); lines after the first get `indent`."""
+    shown = _printable_lines(text)
     # Backslashes doubled; a quote escaped where it could join others into a closing `"""`.
-    body = re.sub(r'"(?="|$)', r'\\"', _printable_lines(text).replace("\\", "\\\\"))
-    body = body.replace("\n", "\n" + indent)
-    source = f'"""{body}"""'
-    if ast.literal_eval(source).replace("\n" + indent, "\n") != _printable_lines(text):
+    body = re.sub(r'"(?="|$)', r'\\"', shown.replace("\\", "\\\\"))
+    source = '"""' + body.replace("\n", "\n" + indent) + '"""'
+    if ast.literal_eval(source).replace("\n" + indent, "\n") != shown:
         raise UnsafeSourceError(f"cannot write {text!r} as a docstring")
     return source
 
