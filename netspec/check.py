@@ -23,7 +23,14 @@ from .errors import SpecError
 from .jaxcache import cache_folder
 from .layers import format_shape
 
-CHECKED_CODE = ("flax_layers.py", "shapes.py", "check.py", "codegen.py", "pysource.py")
+CHECKED_CODE = (
+    "flax_layers.py",
+    "shapes.py",
+    "check.py",
+    "codegen.py",
+    "prelude.py",
+    "pysource.py",
+)
 """netspec's own files whose code a check runs: any change to them invalidates cached checks."""
 
 
