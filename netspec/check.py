@@ -17,8 +17,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .codegen import state_path
 from .compiled import Compiled
+from .emit import state_path
 from .errors import SpecError
 from .jaxcache import cache_folder
 from .layers import format_shape
@@ -27,7 +27,8 @@ CHECKED_CODE = (
     "flax_layers.py",
     "shapes.py",
     "check.py",
-    "codegen.py",
+    "emit.py",
+    "values.py",
     "prelude.py",
     "pysource.py",
 )
@@ -175,7 +176,7 @@ def cached_check(compiled: Compiled) -> tuple[FlaxCheck, bool]:
     except (OSError, ValueError, TypeError):
         pass  # not cached, or an unreadable entry: check again and rewrite it
     check = check_against_flax(compiled)
-    from .train.artifacts import atomic_write_text
+    from .fileio import atomic_write_text
 
     with contextlib.suppress(OSError):  # a read-only cache only costs the next run time
         atomic_write_text(path, json.dumps(asdict(check)))

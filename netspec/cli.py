@@ -11,7 +11,6 @@ from pathlib import Path
 from .errors import SpecError
 
 EXIT_SPEC_ERROR = 2
-DTYPES = ("float32", "bfloat16", "float16")
 
 
 def add_set_option(parser: argparse.ArgumentParser, text: str) -> None:
@@ -22,6 +21,8 @@ def add_set_option(parser: argparse.ArgumentParser, text: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .compiled import DTYPES
+
     parser = argparse.ArgumentParser(
         prog="netspec",
         description="Declarative network specs: YAML layer tables -> checked, costed Flax models.",
@@ -159,7 +160,7 @@ def run_compile(args: argparse.Namespace) -> int:
 
 def write_atomically(path: Path, text: str) -> None:
     """Write via a temporary file in the same folder, so a failure never leaves half a file."""
-    from .train.artifacts import atomic_write_text
+    from .fileio import atomic_write_text
 
     try:
         atomic_write_text(path, text)

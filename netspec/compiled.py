@@ -10,11 +10,12 @@ from functools import cached_property
 from typing import Any
 
 from .analyze import Report, analyze
-from .codegen import GeneratedSource, generate
+from .emit import GeneratedSource, generate
 from .errors import SpecError
 from .graph import Graph
 from .load import YamlMap
 from .specfile import SpecSource, load_and_resolve
+from .tree import SpecTree
 
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -32,6 +33,7 @@ class Compiled:
     report: Report
     data: YamlMap
     text: str
+    tree: SpecTree
     dtype: str | None = None
     param_dtype: str = "float32"
 
@@ -49,7 +51,7 @@ class Compiled:
 
     def generate(self, standalone: bool) -> GeneratedSource:
         return generate(
-            self.data, self.graph, self.report, self.text, standalone, self.dtype, self.param_dtype
+            self.tree, self.graph, self.report, standalone, self.dtype, self.param_dtype
         )
 
     def source(self, standalone: bool = False) -> str:
@@ -124,12 +126,13 @@ def compile_with(
     for name, value in (("dtype", dtype), ("param_dtype", param_dtype)):
         if value is not None and value not in DTYPES:
             raise SpecError(f"must be one of {', '.join(DTYPES)}, got {value!r}", field=f"--{name}")
-    tree, text, graph = load_and_resolve(source, overrides)
+    data, text, tree, graph = load_and_resolve(source, overrides)
     return Compiled(
         graph,
         analyze(graph),
-        tree,
+        data,
         text,
-        dtype or tree.get("dtype"),
-        param_dtype or tree.get("param_dtype") or "float32",
+        tree,
+        dtype or tree.dtype,
+        param_dtype or tree.param_dtype or "float32",
     )

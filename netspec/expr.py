@@ -11,12 +11,13 @@ import ast
 import math
 import operator
 import re
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import ClassVar, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 from netspec.errors import Location, SpecError, did_you_mean
+from netspec.values import format_value
 
 Value = int | float | bool | str | None | list
 """What a variable may hold, and what an expression may produce."""
@@ -125,17 +126,7 @@ def _short(text: str, limit: int = 40) -> str:
     return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
 
 
-def _format(value: object) -> str:
-    """How a value reads when interpolated into a string: `64`, `0.5`, `true`, `[1, 'a']`."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "none"
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(repr(v) if isinstance(v, str) else _format(v) for v in value) + "]"
-    return str(value)
+_format = format_value
 
 
 # ----------------------------------------------------------------------------- operators
@@ -249,7 +240,9 @@ def _extreme(pick: Callable) -> Callable[..., Value]:
     """`min`/`max` over the arguments, or over the items of a single list argument."""
 
     def apply(*args: Value) -> Value:
-        items = args[0] if len(args) == 1 and isinstance(args[0], list) else list(args)
+        if len(args) == 1 and not isinstance(args[0], list):
+            raise _OpError("takes a list, or two or more values")
+        items = args[0] if len(args) == 1 else list(args)
         if not items:
             raise _OpError("needs at least one value")
         try:
@@ -715,6 +708,25 @@ def _substitute(text: str, variables: Mapping[str, Value], names: Collection[str
     parts, added = [], 0
     for piece in pieces:
         if isinstance(piece, _Reference):
+            value = _evaluate_at(piece.expression, piece.offset, variables, names)
+            piece = _interpolated(value, piece, MAX_STRING_CHARS - added)
+            added += len(piece)
+        parts.append(piece)
+    return "".join(parts)
+
+
+def evaluate_pieces(pieces: Iterable[Any], variables: Mapping[str, Value]) -> Value:
+    """A template already split (literal text and references with `expression` and `offset`),
+    evaluated as `substitute` evaluates the string it came from."""
+    pieces = list(pieces)
+    references = [piece for piece in pieces if not isinstance(piece, str)]
+    literals = [piece for piece in pieces if isinstance(piece, str)]
+    names = variables.keys()
+    if len(references) == 1 and not "".join(literals).strip():
+        return _evaluate_at(references[0].expression, references[0].offset, variables, names)
+    parts, added = [], 0
+    for piece in pieces:
+        if not isinstance(piece, str):
             value = _evaluate_at(piece.expression, piece.offset, variables, names)
             piece = _interpolated(value, piece, MAX_STRING_CHARS - added)
             added += len(piece)

@@ -1,7 +1,11 @@
 """Flax NNX layers that netspec's generated (and ejected) model code instantiates.
 
-Every layer takes its input shape `(height, width, channels)` first, stores the output shape as
-`out_shape` (plain ints, computed with the shapes module so it matches netspec's analysis), and
+Each spec layer type has one module here, registered under its type name with
+`@flax_module("conv")` (FLAX_MODULES). Every module follows one constructor contract, which
+tests/test_layer_registry.py checks: `Module(in_shape, <one keyword per field of the type's
+params model, with the same defaults>, *, dtype, param_dtype, rngs)`, where `in_shape` is
+`(height, width, channels)` (a list of them for merging layers). It stores the output shape as
+`out_shape` (plain ints, from the shape rule in netspec.shapes that the analysis uses too) and
 is called as `layer(x, train)` on NHWC batches `(B, H, W, C)`; flat vectors are `(B, 1, 1, N)`.
 Static configuration is kept as plain Python ints, floats, strings and tuples (NNX static
 attributes); parameters and batch statistics are NNX Variables.
@@ -12,7 +16,39 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from .shapes import explicit_padding, pair, resolve_padding, window_output
+from .shapes import (
+    add_shape,
+    concat_shape,
+    conv_shape,
+    dense_shape,
+    explicit_padding,
+    flatten_shape,
+    global_pool_shape,
+    lrn_shape,
+    pair,
+    pool_shape,
+    resolve_padding,
+    zeropad_shape,
+)
+
+FLAX_MODULES: dict[str, type] = {}
+"""Spec layer type -> the module class that runs it (filled by `@flax_module`)."""
+
+
+def flax_module(name: str):
+    """Class decorator: register the class as the Flax module of spec layer type `name`."""
+
+    def register(cls: type) -> type:
+        if name in FLAX_MODULES:
+            raise RuntimeError(
+                f"two Flax modules for layer type {name!r}: "
+                f"{FLAX_MODULES[name].__name__} and {cls.__name__}"
+            )
+        FLAX_MODULES[name] = cls
+        return cls
+
+    return register
+
 
 ACTIVATIONS = {
     "none": lambda x: x,
@@ -49,35 +85,12 @@ def _shape3(shape) -> tuple[int, int, int]:
     return (int(shape[0]), int(shape[1]), int(shape[2]))
 
 
-def _window_sizes(
-    name: str,
-    shape: tuple[int, int, int],
-    kernel: tuple[int, int],
-    stride: tuple[int, int],
-    pads: tuple[tuple[int, int], tuple[int, int]],
-    dilation: tuple[int, int],
-    ceil: bool,
-) -> tuple[int, int]:
-    """Output (height, width) of a window op; ValueError when the window does not fit."""
-    sizes = []
-    for axis in (0, 1):
-        size = window_output(
-            shape[axis], kernel[axis], stride[axis], pads[axis], dilation[axis], ceil
-        )
-        if size < 1:
-            raise ValueError(
-                f"{name}: the {kernel[0]}x{kernel[1]} window does not fit the input "
-                f"{shape[0]}x{shape[1]} with padding {pads}"
-            )
-        sizes.append(size)
-    return (sizes[0], sizes[1])
-
-
 def _low_precision(dtype) -> bool:
     """Whether to accumulate sums of `dtype` values in float32 (bfloat16, float16)."""
     return jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits < 32
 
 
+@flax_module("conv")
 class Conv(nnx.Conv):
     """2-D convolution `(B, H, W, C) -> (B, H', W', filters)`, then `activation`.
 
@@ -103,18 +116,13 @@ class Conv(nnx.Conv):
         rngs: nnx.Rngs | None = None,
     ) -> None:
         in_shape = _shape3(in_shape)
-        kernel_hw, stride_hw, dilation_hw = pair(kernel), pair(stride), pair(dilation)
-        if in_shape[2] % groups or filters % groups:
-            raise ValueError(
-                f"Conv: input channels ({in_shape[2]}) and filters ({filters}) must be "
-                f"divisible by groups ({groups})"
-            )
+        out_shape = conv_shape(in_shape, filters, kernel, stride, padding, dilation, groups)
+        if filters % groups:
+            raise ValueError(f"Conv: filters ({filters}) must be divisible by groups ({groups})")
         if rngs is None:
             raise ValueError("Conv needs rngs to initialise its parameters")
+        kernel_hw, stride_hw, dilation_hw = pair(kernel), pair(stride), pair(dilation)
         pads = resolve_padding(padding, in_shape, kernel_hw, stride_hw, dilation_hw)
-        height, width = _window_sizes(
-            "Conv", in_shape, kernel_hw, stride_hw, pads, dilation_hw, False
-        )
         super().__init__(
             in_shape[2],
             int(filters),
@@ -130,13 +138,14 @@ class Conv(nnx.Conv):
         )
         self.in_shape = in_shape
         self.activation = _check_activation(activation)
-        self.out_shape = (height, width, int(filters))
+        self.out_shape = out_shape
 
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         """`(B, H, W, C)` -> `(B, *out_shape)`."""
         return activate(super().__call__(x), self.activation)
 
 
+@flax_module("dense")
 class Dense(nnx.Linear):
     """Fully connected layer on flat vectors: `(B, 1, 1, N) -> (B, 1, 1, units)`, then
     `activation`. Parameters: `kernel` `(N, units)` and `bias` `(units,)`."""
@@ -153,8 +162,7 @@ class Dense(nnx.Linear):
         rngs: nnx.Rngs | None = None,
     ) -> None:
         in_shape = _shape3(in_shape)
-        if in_shape[:2] != (1, 1):
-            raise ValueError(f"Dense needs a flat (1, 1, N) input, got {in_shape}")
+        out_shape = dense_shape(in_shape, units)
         if rngs is None:
             raise ValueError("Dense needs rngs to initialise its parameters")
         super().__init__(
@@ -167,7 +175,7 @@ class Dense(nnx.Linear):
         )
         self.in_shape = in_shape
         self.activation = _check_activation(activation)
-        self.out_shape = (1, 1, int(units))
+        self.out_shape = out_shape
 
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         """`(B, 1, 1, N)` -> `(B, 1, 1, units)`."""
@@ -176,6 +184,7 @@ class Dense(nnx.Linear):
         return activate(y, self.activation).reshape(x.shape[0], 1, 1, -1)
 
 
+@flax_module("batchnorm")
 class BatchNorm(nnx.BatchNorm):
     """Per-channel batch normalisation, `(B, H, W, C)` -> same shape.
 
@@ -216,6 +225,7 @@ class BatchNorm(nnx.BatchNorm):
         return super().__call__(x, use_running_average=not train)
 
 
+@flax_module("dropout")
 class Dropout(nnx.Dropout):
     """Zero a fraction `rate` of activations when `train`, scaling survivors by 1/(1-rate).
 
@@ -245,6 +255,7 @@ class Dropout(nnx.Dropout):
         return super().__call__(x, deterministic=not train)
 
 
+@flax_module("lrn")
 class LRN(nnx.Module):
     """Caffe's across-channel local response normalisation, `(B, H, W, C)` -> same shape:
     `x / (k + alpha / size * sum of x^2 over `size` channels centred on c) ** beta`,
@@ -262,10 +273,10 @@ class LRN(nnx.Module):
         param_dtype=jnp.float32,
         rngs: nnx.Rngs | None = None,
     ) -> None:
-        if size < 1 or size % 2 == 0:
-            raise ValueError(f"LRN size must be a positive odd number, got {size}")
+        if size < 1:
+            raise ValueError(f"LRN size must be positive, got {size}")
         self.in_shape = _shape3(in_shape)
-        self.out_shape = self.in_shape
+        self.out_shape = lrn_shape(self.in_shape, size)
         self.size = int(size)
         self.alpha = float(alpha)
         self.beta = float(beta)
@@ -306,19 +317,17 @@ class _Pool(nnx.Module):
         if rounding not in ("floor", "ceil"):
             raise ValueError(f"rounding must be 'floor' or 'ceil', got {rounding!r}")
         in_shape = _shape3(in_shape)
+        out_shape = pool_shape(in_shape, kernel, stride, padding, rounding)
         kernel_hw = pair(kernel)
         stride_hw = pair(stride if stride is not None else kernel)
         pads = resolve_padding(padding, in_shape, kernel_hw, stride_hw)
-        height, width = _window_sizes(
-            type(self).__name__, in_shape, kernel_hw, stride_hw, pads, (1, 1), rounding == "ceil"
-        )
         self.in_shape = in_shape
         self.kernel = kernel_hw
         self.stride = stride_hw
         self.pads = pads
         self.rounding = rounding
         self.count_include_pad = bool(count_include_pad)
-        self.out_shape = (height, width, in_shape[2])
+        self.out_shape = out_shape
 
     def _lax_padding(self) -> tuple[tuple[int, int], ...]:
         """reduce_window padding: the explicit pads, widened on the far side for a ceil window."""
@@ -337,6 +346,7 @@ class _Pool(nnx.Module):
         return y[:, : self.out_shape[0], : self.out_shape[1], :]
 
 
+@flax_module("maxpool")
 class MaxPool(_Pool):
     """Max pooling `(B, H, W, C) -> (B, H', W', C)`; padding never wins (it is -inf).
 
@@ -364,6 +374,7 @@ def _window_counts(
     return np.maximum(np.asarray(counts, np.float32), 1.0)
 
 
+@flax_module("avgpool")
 class AvgPool(_Pool):
     """Average pooling `(B, H, W, C) -> (B, H', W', C)`, as PyTorch and Caffe divide.
 
@@ -395,6 +406,7 @@ class AvgPool(_Pool):
         return y.astype(x.dtype)
 
 
+@flax_module("global_avgpool")
 class GlobalAvgPool(nnx.Module):
     """Mean over height and width: `(B, H, W, C) -> (B, 1, 1, C)`."""
 
@@ -407,7 +419,7 @@ class GlobalAvgPool(nnx.Module):
         rngs: nnx.Rngs | None = None,
     ) -> None:
         self.in_shape = _shape3(in_shape)
-        self.out_shape = (1, 1, self.in_shape[2])
+        self.out_shape = global_pool_shape(self.in_shape)
 
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         """`(B, H, W, C)` -> `(B, 1, 1, C)`, same dtype."""
@@ -415,6 +427,7 @@ class GlobalAvgPool(nnx.Module):
         return jnp.mean(x.astype(acc), axis=(1, 2), keepdims=True).astype(x.dtype)
 
 
+@flax_module("flatten")
 class Flatten(nnx.Module):
     """`(B, H, W, C) -> (B, 1, 1, H*W*C)`, row-major (height, width, channel) order."""
 
@@ -427,14 +440,14 @@ class Flatten(nnx.Module):
         rngs: nnx.Rngs | None = None,
     ) -> None:
         self.in_shape = _shape3(in_shape)
-        h, w, c = self.in_shape
-        self.out_shape = (1, 1, h * w * c)
+        self.out_shape = flatten_shape(self.in_shape)
 
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         """`(B, H, W, C)` -> `(B, 1, 1, H*W*C)`."""
         return x.reshape(x.shape[0], 1, 1, self.out_shape[2])
 
 
+@flax_module("zeropad")
 class ZeroPad(nnx.Module):
     """Zeros around height and width: `padding` is `p`, `(ph, pw)` or
     `((top, bottom), (left, right))`; `(B, H, W, C) -> (B, H+top+bottom, W+left+right, C)`."""
@@ -450,17 +463,17 @@ class ZeroPad(nnx.Module):
     ) -> None:
         self.in_shape = _shape3(in_shape)
         self.padding = explicit_padding(padding)
-        (top, bottom), (left, right) = self.padding
-        h, w, c = self.in_shape
-        self.out_shape = (h + top + bottom, w + left + right, c)
+        self.out_shape = zeropad_shape(self.in_shape, padding)
 
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         """`(B, H, W, C)` -> `(B, *out_shape)`."""
         return jnp.pad(x, ((0, 0), self.padding[0], self.padding[1], (0, 0)))
 
 
+@flax_module("activation")
 class Activation(nnx.Module):
-    """An element-wise activation `fn` (see ACTIVATIONS); shape and dtype unchanged."""
+    """An element-wise activation `fn` (see ACTIVATIONS); shape and dtype unchanged. It also
+    runs the shortcut types (`relu`, ...), whose `fn` is preset."""
 
     def __init__(
         self,
@@ -480,44 +493,42 @@ class Activation(nnx.Module):
         return activate(x, self.fn)
 
 
+@flax_module("concat")
 class Concat(nnx.Module):
-    """Join inputs `[(B, H, W, C1), (B, H, W, C2), ...]` on channels -> `(B, H, W, C1+C2+...)`."""
+    """Join inputs `[(B, H, W, C1), (B, H, W, C2), ...]` on channels -> `(B, H, W, C1+C2+...)`;
+    `in_shape` is the list of input shapes."""
 
     def __init__(
         self,
-        in_shapes: list[tuple[int, int, int]],
+        in_shape: list[tuple[int, int, int]],
         *,
         dtype=None,
         param_dtype=jnp.float32,
         rngs: nnx.Rngs | None = None,
     ) -> None:
-        shapes = tuple(_shape3(s) for s in in_shapes)
-        if not shapes or len({s[:2] for s in shapes}) > 1:
-            raise ValueError(f"Concat needs inputs of one height and width, got {shapes}")
-        self.in_shapes = shapes
-        self.out_shape = (shapes[0][0], shapes[0][1], sum(s[2] for s in shapes))
+        self.in_shapes = tuple(_shape3(s) for s in in_shape)
+        self.out_shape = concat_shape(*self.in_shapes)
 
     def __call__(self, xs: list[jax.Array], train: bool = False) -> jax.Array:
         """List of `(B, H, W, Ci)` -> `(B, H, W, sum Ci)`."""
         return jnp.concatenate(list(xs), axis=-1)
 
 
+@flax_module("add")
 class Add(nnx.Module):
-    """Element-wise sum of inputs that all have one shape `(B, H, W, C)`."""
+    """Element-wise sum of inputs that all have one shape `(B, H, W, C)`; `in_shape` is the
+    list of input shapes."""
 
     def __init__(
         self,
-        in_shapes: list[tuple[int, int, int]],
+        in_shape: list[tuple[int, int, int]],
         *,
         dtype=None,
         param_dtype=jnp.float32,
         rngs: nnx.Rngs | None = None,
     ) -> None:
-        shapes = tuple(_shape3(s) for s in in_shapes)
-        if not shapes or len(set(shapes)) > 1:
-            raise ValueError(f"Add needs inputs of one shape, got {shapes}")
-        self.in_shapes = shapes
-        self.out_shape = shapes[0]
+        self.in_shapes = tuple(_shape3(s) for s in in_shape)
+        self.out_shape = add_shape(*self.in_shapes)
 
     def __call__(self, xs: list[jax.Array], train: bool = False) -> jax.Array:
         """List of `(B, H, W, C)` -> `(B, H, W, C)`."""

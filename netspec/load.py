@@ -34,6 +34,8 @@ from yaml.scanner import Scanner
 
 from netspec.errors import Location, SpecError
 
+from .values import _FALSE, _FLOAT, _HEX, _INF, _INT, _NAN, _NULL, _OCT, _TRUE, read_scalar
+
 try:
     from yaml.cyaml import CParser
 except ImportError:  # PyYAML built without libyaml
@@ -437,16 +439,6 @@ def _char_at(text: str, mark: Mark) -> str:
 # --------------------------------------------------------------------------------------------
 # Building Python values from the node graph
 
-_NULL = re.compile(r"~|null|Null|NULL|")
-_TRUE = re.compile(r"true|True|TRUE")
-_FALSE = re.compile(r"false|False|FALSE")
-_INT = re.compile(r"[-+]?[0-9]+")
-_OCT = re.compile(r"0o[0-7]+")
-_HEX = re.compile(r"0x[0-9a-fA-F]+")
-_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
-_INF = re.compile(r"[-+]?\.(inf|Inf|INF)")
-_NAN = re.compile(r"\.(nan|NaN|NAN)")
-
 _NOT_FOUND = object()
 
 
@@ -483,12 +475,8 @@ def _core_number(text: str) -> object:
 
 
 def resolve_scalar(text: str) -> object:
-    """A plain scalar under the YAML 1.2 core schema."""
-    for resolve in (_core_null, _core_bool, _core_int, _core_float):
-        value = resolve(text)
-        if value is not _NOT_FOUND:
-            return value
-    return text
+    """A plain scalar under the YAML 1.2 core schema (one reading: `values.read_scalar`)."""
+    return read_scalar(text)
 
 
 # Explicit scalar tags: how to read the text, and what to tell the user when it does not fit.

@@ -18,6 +18,8 @@ PRELUDE_NAMES = frozenset(
         "nnx",
         "concat_shape",
         "window",
+        "spec_text",
+        "read_scalar",
         "Group",
         *(layer.flax_class for layer in REGISTRY.values()),
     }
@@ -40,6 +42,7 @@ def preamble(graph: Graph, standalone: bool) -> str:
                 "",
                 "from netspec.flax_layers import *  # noqa: F403 (the layer classes)",
                 "from netspec.shapes import concat_shape, window  # noqa: F401",
+                "from netspec.values import read_scalar, spec_text  # noqa: F401",
                 "",
                 "",
                 "",
@@ -49,7 +52,7 @@ def preamble(graph: Graph, standalone: bool) -> str:
         [
             docstring(
                 f"{title}\n\nStandalone: needs only jax, flax and numpy. The layer classes "
-                "below are netspec's\n(netspec/shapes.py and netspec/flax_layers.py); the "
+                "below are netspec's\n(netspec/values.py, shapes.py and flax_layers.py); the "
                 "network classes follow them.\n"
             ),
             "",
@@ -75,7 +78,7 @@ def layers_source() -> str:
     """netspec's shape helpers and Flax layers as one block of source, imports removed."""
     here = Path(__file__).parent
     parts = []
-    for name in ("shapes.py", "flax_layers.py"):
+    for name in ("values.py", "shapes.py", "flax_layers.py"):
         text = (here / name).read_text(encoding="utf-8")
         tree = ast.parse(text)
         skip = set()

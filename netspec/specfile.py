@@ -9,9 +9,11 @@ from typing import Any
 
 from .analyze import Report, analyze
 from .errors import SpecError
+from .expand import expand
 from .graph import Graph
 from .load import load_yaml, resolve_scalar
-from .resolve import resolve_spec
+from .parse import parse_spec
+from .tree import SpecTree
 
 SpecSource = str | os.PathLike[str]
 
@@ -85,19 +87,21 @@ def parse_overrides(pairs: list[str] | Mapping[str, Any] | None) -> dict[str, An
 
 def load_and_resolve(
     source: SpecSource, overrides: list[str] | Mapping[str, Any] | None = None
-) -> tuple[Any, str, Graph]:
-    """(parsed YAML tree, source text, Graph) of a spec: loaded, validated and expanded."""
+) -> tuple[Any, str, SpecTree, Graph]:
+    """(located YAML data, source text, syntax tree, Graph) of a spec: loaded, parsed once,
+    expanded with the overrides."""
     filename, data = read_source(source)
-    tree = load_yaml(data, filename)
+    located = load_yaml(data, filename)
     text = data.decode("utf-8", errors="replace")
-    return tree, text, resolve_spec(tree, filename, text, parse_overrides(overrides))
+    tree = parse_spec(located, filename, text)
+    return located, text, tree, expand(tree, parse_overrides(overrides))
 
 
 def resolve_source(
     source: SpecSource, overrides: list[str] | Mapping[str, Any] | None = None
 ) -> Graph:
     """Load, validate and expand a spec into its Graph."""
-    return load_and_resolve(source, overrides)[2]
+    return load_and_resolve(source, overrides)[3]
 
 
 def analyze_spec(

@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from netspec.cli import main
+from netspec.expand import MAX_REPEAT
 from netspec.load import MAX_DEPTH, MAX_NODES, load_yaml
-from netspec.resolve import MAX_BLOCK_DEPTH, MAX_REPEAT
+from netspec.parse import MAX_BLOCK_DEPTH
 from netspec.specfile import resolve_source
 
 HEAD = "name: t\ninput: [32, 32, 3]\nvars:\n  num_classes: 10\n"
@@ -487,7 +488,7 @@ VARIABLES = [
         + "blocks:\n  b:\n    args: [filters]\n    layers:\n      - c: conv 3x3 $filtres\n"
         + "layers:\n  - x: b 8\n",
         "filtres",
-        "x > b > c: conv: undefined variable 'filtres'",
+        "b > c: conv: undefined variable 'filtres'",
         "did you mean 'filters'?",
     ),
     case(

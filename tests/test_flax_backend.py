@@ -18,7 +18,7 @@ from flax import nnx
 
 import netspec
 from netspec.check import check_against_flax
-from netspec.codegen import state_path
+from netspec.emit import state_path
 from netspec.layers import REGISTRY
 from netspec.shapes import pair, resolve_padding
 

@@ -280,9 +280,11 @@ def test_conv_params_live_on_the_module() -> None:
 
 
 def test_conv_rejects_bad_groups_and_windows() -> None:
-    with pytest.raises(ValueError, match="groups"):
+    with pytest.raises(ValueError, match=r"input channels \(3\) are not divisible by groups"):
         fl.Conv((8, 8, 3), 4, 3, groups=2, **kw())
-    with pytest.raises(ValueError, match="does not fit"):
+    with pytest.raises(ValueError, match=r"filters \(3\) must be divisible by groups \(2\)"):
+        fl.Conv((8, 8, 4), 3, 3, groups=2, **kw())
+    with pytest.raises(ValueError, match=r"window .* is larger than the input height 2"):
         fl.Conv((2, 8, 3), 4, 3, **kw())
 
 

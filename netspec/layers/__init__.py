@@ -1,18 +1,17 @@
-"""Every spec layer type, registered on import; `REGISTRY` maps type name -> LayerType."""
+"""Every spec layer type, registered on import; `REGISTRY` maps type name -> LayerType.
 
-from . import conv, core, merge, norm, pad, pool  # noqa: F401  (registration side effects)
-from .base import REGISTRY, Cost, LayerParams, LayerType, Shape, ShapeError, format_shape
+Each module of this package (but `base`) defines layer types and `register()`s them; they are
+imported here in name order, so adding a layer type is adding a module: nothing to list.
+"""
 
-ALIASES: dict[str, str] = {
-    "bn": "batchnorm",
-    "batch_norm": "batchnorm",
-    "gap": "global_avgpool",
-    "linear": "dense",
-    "fc": "dense",
-    "pad": "zeropad",
-    "convolution": "conv",
-}
-"""Other names users write for a layer type (Keras, Caffe and paper spellings)."""
+import importlib
+import pkgutil
+
+from .base import ALIASES, REGISTRY, Cost, LayerParams, LayerType, Shape, ShapeError, format_shape
+
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    if _module != "base":
+        importlib.import_module(f"{__name__}.{_module}")
 
 __all__ = [
     "ALIASES",

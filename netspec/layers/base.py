@@ -3,28 +3,24 @@
 Shapes are `(height, width, channels)` tuples of ints; a flat vector of N features is `(1, 1, N)`.
 Costs are counted per example: parameters (trainable), state (non-trainable buffers such as
 batch-norm running statistics) and multiply-accumulates (MACs, the GoogLeNet paper's "ops").
+Shape rules themselves live in netspec.shapes (pure Python), which the Flax layers call too.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from ..shapes import resolve_padding, window_output
+from ..shapes import ShapeError as ShapeError  # re-exported: layer modules raise it
+from ..shapes import format_shape as format_shape
 
 Shape = tuple[int, int, int]
-
-
-class ShapeError(ValueError):
-    """A layer cannot take the shapes it is given; the message says why and what would work."""
-
-    def __init__(self, message: str, hint: str | None = None, field: str | None = None) -> None:
-        super().__init__(message)
-        self.hint = hint
-        self.field = field
 
 
 def number_check(kind: str) -> Callable[[Any], Any]:
@@ -84,46 +80,9 @@ class LayerParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def sliding_window_shape(
-    shape: Shape,
-    kernel: tuple[int, int],
-    stride: tuple[int, int],
-    padding: Any,
-    dilation: tuple[int, int] = (1, 1),
-    ceil: bool = False,
-) -> tuple[int, int]:
-    """Output `(height, width)` of a window op; raises ShapeError when the window does not fit."""
-    pads = resolve_padding(padding, shape, kernel, stride, dilation)
-    sizes = []
-    for axis, name in enumerate(("height", "width")):
-        span = dilation[axis] * (kernel[axis] - 1) + 1
-        padded = shape[axis] + pads[axis][0] + pads[axis][1]
-        if span > padded:
-            raise ShapeError(
-                f"the {kernel[0]}x{kernel[1]} window (span {span}) is larger than the input {name} "
-                f"{shape[axis]}" + (f" padded to {padded}" if padded != shape[axis] else ""),
-                hint="use padding=same, a smaller kernel, or remove a downsampling layer before it",
-                field="kernel",
-            )
-        sizes.append(
-            window_output(shape[axis], kernel[axis], stride[axis], pads[axis], dilation[axis], ceil)
-        )
-    return (sizes[0], sizes[1])
-
-
-def require_flat(shape: Shape, layer: str) -> int:
-    """The feature count of a flat `(1, 1, N)` input; raises ShapeError for a spatial one."""
-    if shape[0] != 1 or shape[1] != 1:
-        raise ShapeError(
-            f"{layer} needs a flat input (1x1xN) but gets {format_shape(shape)}",
-            hint="add a `flatten` or `global_avgpool` row before it",
-        )
-    return shape[2]
-
-
-def format_shape(shape: Shape) -> str:
-    """`(28, 28, 256)` -> `28x28x256`, as the paper prints output sizes."""
-    return "x".join(str(d) for d in shape)
+def same_shape(p: object, inputs: list[Shape]) -> Shape:
+    """The shape rule of element-wise layers: the output has the input's shape."""
+    return inputs[0]
 
 
 @dataclass(frozen=True)
@@ -140,8 +99,12 @@ class LayerType:
     """One spec layer type: its params model and how to compute its shape and its cost.
 
     `positional` names the fields that bare tokens of the compact row form fill, in order;
-    a `window` entry reads `KxK[/S]` into `kernel` (and `stride`).
-    `presets` are fixed params for alias types such as `relu` (an `activation` with fn=relu).
+    a `window` entry reads `KxK[/S]` into `kernel` (and `stride`). `aliases` are other names
+    users may write for it (`bn` for batchnorm). `presets` are fixed params for shortcut types
+    such as `relu`, which is `preset_of="activation"` with fn=relu and runs on its Flax module.
+    `example` is a compact row of this type that works on an `example_input` input (a
+    multi-input type reads `from=[input, input]`): the docs show it and the registry tests
+    build it.
     """
 
     name: str
@@ -153,12 +116,31 @@ class LayerType:
     inputs: tuple[int, int | None] = (1, 1)
     weighted: bool = False
     presets: dict[str, Any] = field(default_factory=dict)
-    flax_class: str = ""
-    """The class in netspec.flax_layers that runs this layer (generated code instantiates it)."""
+    aliases: tuple[str, ...] = ()
+    example: str = ""
+    example_input: Shape = (8, 8, 16)
+    preset_of: str = ""
 
     @property
     def table_label(self) -> str:
         return self.label or self.name
+
+    @property
+    def flax_name(self) -> str:
+        """The name its Flax module is registered under: its own, or its `preset_of` type's."""
+        return self.preset_of or self.name
+
+    @property
+    def flax_class(self) -> str:
+        """The class in netspec.flax_layers that runs this layer (generated code instantiates
+        it): the one decorated `@flax_module(flax_name)`."""
+        classes = flax_class_names()
+        if self.flax_name not in classes:
+            raise LookupError(
+                f"no Flax module is registered for layer type {self.flax_name!r}: decorate its "
+                f"class in netspec/flax_layers.py with @flax_module({self.flax_name!r})"
+            )
+        return classes[self.flax_name]
 
     def flag_values(self) -> dict[str, str]:
         """Bare words a compact row may use for Literal fields, e.g. `same` -> padding."""
@@ -167,6 +149,28 @@ class LayerType:
             for word in literal_words(info.annotation):
                 flags.setdefault(word, name)
         return flags
+
+
+@functools.cache
+def flax_class_names() -> dict[str, str]:
+    """Spec layer type -> class name, from the `@flax_module("type")` decorators in
+    netspec/flax_layers.py. Read from its source, so generating code needs no JAX import; the
+    registry tests check it equals flax_layers.FLAX_MODULES."""
+    path = Path(__file__).resolve().parent.parent / "flax_layers.py"
+    names: dict[str, str] = {}
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for decorator in node.decorator_list:
+            if (
+                isinstance(decorator, ast.Call)
+                and isinstance(decorator.func, ast.Name)
+                and decorator.func.id == "flax_module"
+            ):
+                for arg in decorator.args:
+                    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                        names[arg.value] = node.name
+    return names
 
 
 def literal_words(annotation: Any) -> list[str]:
@@ -180,11 +184,35 @@ def literal_words(annotation: Any) -> list[str]:
 
 
 REGISTRY: dict[str, LayerType] = {}
+"""Every layer type by name, in registration order (netspec.layers imports its modules)."""
+
+ALIASES: dict[str, str] = {}
+"""Other names users write for a layer type (Keras, Caffe and paper spellings) -> its name."""
 
 
 def register(layer: LayerType) -> LayerType:
-    """Add a layer type; a name registered twice is a programming error."""
-    if layer.name in REGISTRY:
-        raise RuntimeError(f"layer type {layer.name!r} is registered twice")
+    """Add a layer type and its aliases; refuse a name or alias that is already taken, and a
+    type without an example row (the docs and the registry tests use it)."""
+    taken = {name: f"layer type {name!r}" for name in REGISTRY}
+    taken.update({alias: f"an alias of {target!r}" for alias, target in ALIASES.items()})
+    for word in (layer.name, *layer.aliases):
+        if word in taken:
+            what = "name" if word == layer.name else "alias"
+            raise RuntimeError(
+                f"cannot register layer type {layer.name!r}: its {what} {word!r} is already "
+                f"{taken[word]}"
+            )
+    if len(set(layer.aliases)) != len(layer.aliases):
+        raise RuntimeError(f"layer type {layer.name!r} lists an alias twice: {layer.aliases}")
+    if not layer.example:
+        raise RuntimeError(
+            f"layer type {layer.name!r} has no example row (e.g. example={layer.name + ' ...'!r})"
+        )
+    if layer.preset_of and layer.preset_of not in REGISTRY:
+        raise RuntimeError(
+            f"layer type {layer.name!r} is a preset of {layer.preset_of!r}, which is not "
+            "registered (yet): register that type first, in the same module"
+        )
     REGISTRY[layer.name] = layer
+    ALIASES.update(dict.fromkeys(layer.aliases, layer.name))
     return layer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import StrictBool, model_validator
 
+from .. import shapes
 from ..shapes import pair
 from .base import (
     Activation,
@@ -14,9 +15,7 @@ from .base import (
     Pair,
     PositiveInt,
     Shape,
-    ShapeError,
     register,
-    sliding_window_shape,
 )
 
 
@@ -45,13 +44,7 @@ class ConvParams(LayerParams):
 
 def conv_shape(p: ConvParams, inputs: list[Shape]) -> Shape:
     (shape,) = inputs
-    if shape[2] % p.groups:
-        raise ShapeError(
-            f"input channels ({shape[2]}) are not divisible by groups ({p.groups})",
-            hint="make the previous layer's channel count a multiple of groups",
-        )
-    h, w = sliding_window_shape(shape, pair(p.kernel), pair(p.stride), p.padding, pair(p.dilation))
-    return (h, w, p.filters)
+    return shapes.conv_shape(shape, p.filters, p.kernel, p.stride, p.padding, p.dilation, p.groups)
 
 
 def conv_cost(p: ConvParams, inputs: list[Shape], out: Shape) -> Cost:
@@ -73,6 +66,8 @@ register(
         positional=("window", "filters"),
         label="convolution",
         weighted=True,
-        flax_class="Conv",
+        aliases=("convolution",),
+        example="conv 3x3/2 32 same relu",
+        example_input=(32, 32, 3),
     )
 )

@@ -6,6 +6,7 @@ from typing import get_args
 
 from pydantic import Field, StrictBool
 
+from .. import shapes
 from .base import (
     Activation,
     Cost,
@@ -15,9 +16,8 @@ from .base import (
     PositiveInt,
     Shape,
     register,
-    require_flat,
+    same_shape,
 )
-from .norm import same_shape
 
 
 class DenseParams(LayerParams):
@@ -29,8 +29,7 @@ class DenseParams(LayerParams):
 
 
 def dense_shape(p: DenseParams, inputs: list[Shape]) -> Shape:
-    require_flat(inputs[0], "dense")
-    return (1, 1, p.units)
+    return shapes.dense_shape(inputs[0], p.units)
 
 
 def dense_cost(p: DenseParams, inputs: list[Shape], out: Shape) -> Cost:
@@ -43,8 +42,7 @@ class FlattenParams(LayerParams):
 
 
 def flatten_shape(p: FlattenParams, inputs: list[Shape]) -> Shape:
-    h, w, c = inputs[0]
-    return (1, 1, h * w * c)
+    return shapes.flatten_shape(inputs[0])
 
 
 class DropoutParams(LayerParams):
@@ -68,22 +66,29 @@ register(
         positional=("units",),
         label="linear",
         weighted=True,
-        flax_class="Dense",
+        aliases=("linear", "fc"),
+        example="dense 10 softmax",
+        example_input=(1, 1, 256),
     )
 )
-register(LayerType("flatten", FlattenParams, flatten_shape, flax_class="Flatten"))
+register(LayerType("flatten", FlattenParams, flatten_shape, example="flatten"))
 register(
-    LayerType("dropout", DropoutParams, same_shape, positional=("rate",), flax_class="Dropout")
+    LayerType("dropout", DropoutParams, same_shape, positional=("rate",), example="dropout 0.4")
 )
 register(
     LayerType(
-        "activation", ActivationParams, same_shape, positional=("fn",), flax_class="Activation"
+        "activation", ActivationParams, same_shape, positional=("fn",), example="activation gelu"
     )
 )
 for _fn in get_args(Activation):
     if _fn not in ("none", "linear"):
         register(
             LayerType(
-                _fn, ActivationParams, same_shape, presets={"fn": _fn}, flax_class="Activation"
+                _fn,
+                ActivationParams,
+                same_shape,
+                presets={"fn": _fn},
+                example=_fn,
+                preset_of="activation",
             )
         )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field, StrictBool
 
-from .base import Cost, LayerParams, LayerType, Number, PositiveInt, Shape, ShapeError, register
+from .. import shapes
+from .base import Cost, LayerParams, LayerType, Number, PositiveInt, Shape, register, same_shape
 
 
 class BatchNormParams(LayerParams):
@@ -16,10 +17,6 @@ class BatchNormParams(LayerParams):
     momentum: Number = Field(0.9, ge=0, le=1)
     scale: StrictBool = True
     center: StrictBool = True
-
-
-def same_shape(p: object, inputs: list[Shape]) -> Shape:
-    return inputs[0]
 
 
 def batchnorm_cost(p: BatchNormParams, inputs: list[Shape], out: Shape) -> Cost:
@@ -39,12 +36,7 @@ class LRNParams(LayerParams):
 
 
 def lrn_shape(p: LRNParams, inputs: list[Shape]) -> Shape:
-    if p.size % 2 == 0:
-        raise ShapeError(
-            f"lrn size must be odd to centre the window, got {p.size}",
-            hint="use size 5, as AlexNet and GoogLeNet do",
-        )
-    return inputs[0]
+    return shapes.lrn_shape(inputs[0], p.size)
 
 
 register(
@@ -54,9 +46,12 @@ register(
         same_shape,
         batchnorm_cost,
         label="batch norm",
-        flax_class="BatchNorm",
+        aliases=("bn", "batch_norm"),
+        example="bn",
     )
 )
 register(
-    LayerType("lrn", LRNParams, lrn_shape, positional=("size",), label="LRN", flax_class="LRN")
+    LayerType(
+        "lrn", LRNParams, lrn_shape, positional=("size",), label="LRN", example="lrn 5 alpha=1e-4"
+    )
 )

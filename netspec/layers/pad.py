@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ..shapes import explicit_padding
+from .. import shapes
 from .base import ExplicitPadding, LayerParams, LayerType, Shape, register
 
 
@@ -17,9 +17,7 @@ class ZeroPadParams(LayerParams):
 
 
 def zeropad_shape(p: ZeroPadParams, inputs: list[Shape]) -> Shape:
-    (top, bottom), (left, right) = explicit_padding(p.padding)
-    h, w, c = inputs[0]
-    return (h + top + bottom, w + left + right, c)
+    return shapes.zeropad_shape(inputs[0], p.padding)
 
 
 register(
@@ -29,6 +27,7 @@ register(
         zeropad_shape,
         positional=("padding",),
         label="zero padding",
-        flax_class="ZeroPad",
+        aliases=("pad",),
+        example="zeropad [[1, 2], [0, 3]]",
     )
 )

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import StrictBool
+from pydantic import Field, StrictBool
 
-from ..shapes import pair
-from .base import LayerParams, LayerType, Padding, Pair, Shape, register, sliding_window_shape
+from .. import shapes
+from .base import LayerParams, LayerType, Padding, Pair, Shape, register
 
 
 class PoolParams(LayerParams):
@@ -16,22 +16,17 @@ class PoolParams(LayerParams):
     `count_include_pad` (average pooling only): divide by the full window, padding included."""
 
     kernel: Pair
-    stride: Pair | None = None
+    stride: Pair | None = Field(
+        None, description="a positive integer, or [height, width]; unset: the kernel"
+    )
     padding: Padding = "valid"
     rounding: Literal["floor", "ceil"] = "floor"
     count_include_pad: StrictBool = True
 
-    @property
-    def strides(self) -> tuple[int, int]:
-        return pair(self.stride if self.stride is not None else self.kernel)
-
 
 def pool_shape(p: PoolParams, inputs: list[Shape]) -> Shape:
     (shape,) = inputs
-    h, w = sliding_window_shape(
-        shape, pair(p.kernel), p.strides, p.padding, ceil=p.rounding == "ceil"
-    )
-    return (h, w, shape[2])
+    return shapes.pool_shape(shape, p.kernel, p.stride, p.padding, p.rounding)
 
 
 class GlobalPoolParams(LayerParams):
@@ -39,7 +34,7 @@ class GlobalPoolParams(LayerParams):
 
 
 def global_pool_shape(p: GlobalPoolParams, inputs: list[Shape]) -> Shape:
-    return (1, 1, inputs[0][2])
+    return shapes.global_pool_shape(inputs[0])
 
 
 register(
@@ -49,7 +44,7 @@ register(
         pool_shape,
         positional=("window",),
         label="max pool",
-        flax_class="MaxPool",
+        example="maxpool 3x3/2 ceil",
     )
 )
 register(
@@ -59,7 +54,7 @@ register(
         pool_shape,
         positional=("window",),
         label="avg pool",
-        flax_class="AvgPool",
+        example="avgpool 3x3/1 padding=1 count_include_pad=false",
     )
 )
 register(
@@ -68,6 +63,7 @@ register(
         GlobalPoolParams,
         global_pool_shape,
         label="global avg pool",
-        flax_class="GlobalAvgPool",
+        aliases=("gap",),
+        example="global_avgpool",
     )
 )

@@ -1,10 +1,10 @@
 """What a training run writes into its run directory: metrics log, curves, confusion matrices,
 TensorBoard events, JSON files and class names.
 
-Every whole-file write goes to a temporary file in the same folder and is moved into place with
-`os.replace`, so a crash never leaves a half-written file. `metrics.jsonl` is append-only and
-fsynced per line; a torn last line (crash mid-append) is ignored when reading and dropped on the
-next append or `truncate_to`.
+Every whole-file write goes through `netspec.fileio` (a temporary file in the same folder moved
+into place with `os.replace`), so a crash never leaves a half-written file. `metrics.jsonl` is
+append-only and fsynced per line; a torn last line (crash mid-append) is ignored when reading
+and dropped on the next append or `truncate_to`.
 
 matplotlib and tensorboardX are imported lazily, inside the functions that need them, so that the
 command line starts fast.
@@ -17,12 +17,13 @@ import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from ..fileio import atomic_write_bytes, atomic_write_text
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -57,44 +58,7 @@ ANNOTATE_MAX_CLASSES = 30
 TICK_LABELS_MAX_CLASSES = 100
 
 
-# --- atomic files -----------------------------------------------------------------------------
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename in `folder` durable (best effort: not every platform can open a folder)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a fsynced temp file in the same folder and `os.replace`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; run artifacts are meant to be shared
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write UTF-8 `text` to `path` atomically."""
-    atomic_write_bytes(path, text.encode("utf-8"))
+# --- JSON -------------------------------------------------------------------------------------
 
 
 def _json_default(value: Any) -> Any:
@@ -210,12 +174,6 @@ def _check_epoch(record: Mapping[str, Any]) -> None:
     epoch = record.get("epoch") if isinstance(record, Mapping) else None
     if not isinstance(epoch, int) or isinstance(epoch, bool):
         raise ValueError(f"a metrics record needs an integer 'epoch', got {record!r}")
-
-
-def missing_keys(record: Mapping[str, Any], classes: int) -> list[str]:
-    """The `REQUIRED_KEYS` (plus `TOP5_KEY` for >= 5 classes) that `record` lacks."""
-    required = (*REQUIRED_KEYS, TOP5_KEY) if classes >= 5 else REQUIRED_KEYS
-    return [k for k in required if k not in record]
 
 
 # --- plots ------------------------------------------------------------------------------------

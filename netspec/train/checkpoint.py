@@ -104,9 +104,6 @@ class Checkpoints:
                 )
         return None
 
-    def has_any(self) -> bool:
-        return bool(self.latest.all_steps())
-
     def close(self) -> None:
         self.latest.close()
         self.best.close()

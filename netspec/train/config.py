@@ -12,10 +12,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
+from ..compiled import DTYPES
 from ..errors import SpecError, did_you_mean
 from ..layers.base import Integer, Number
-from ..load import YamlMap, load_yaml, resolve_scalar
+from ..load import YamlMap
+from ..specfile import parse_overrides
 from ..validation import describe_validation_error
+
+TRAINING_PREFIX = "training."
+"""`--set training.FIELD=VALUE` sets a training option; other names are spec variables."""
 
 PositiveNumber = Annotated[Number, Field(gt=0)]
 Fraction = Annotated[Number, Field(ge=0, lt=1)]
@@ -137,7 +142,7 @@ class TrainingConfig(Strict):
     aux_weights: dict[str, Annotated[Number, Field(ge=0)]] = Field(
         default_factory=dict, description="override the loss weight of auxiliary heads by row"
     )
-    dtype: Literal["float32", "bfloat16", "float16"] | None = None
+    dtype: Literal[DTYPES] | None = None  # type: ignore[valid-type]
     seed: Integer = 0
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
@@ -172,18 +177,16 @@ def to_plain(value: Any) -> Any:
     return value
 
 
-def split_overrides(pairs: list[str]) -> tuple[list[str], dict[str, Any]]:
-    """`--set` pairs for spec variables, and those for `training.*` (parsed as YAML scalars)."""
-    variables, training = [], {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        if key.strip().startswith("training."):
-            text = value.strip()
-            training[key.strip()[len("training.") :]] = (
-                load_yaml(text, "--set") if text.startswith("[") else resolve_scalar(text)
-            )
+def split_overrides(pairs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`--set` pairs, parsed once (`parse_overrides`): spec variables, and `training.*` fields
+    (the prefix dropped)."""
+    variables: dict[str, Any] = {}
+    training: dict[str, Any] = {}
+    for key, value in parse_overrides(pairs).items():
+        if key.startswith(TRAINING_PREFIX):
+            training[key[len(TRAINING_PREFIX) :]] = value
         else:
-            variables.append(pair)
+            variables[key] = value
     return variables, training
 
 

@@ -14,8 +14,10 @@ Formats, detected from the `source` argument of `load_dataset`:
 `load_eval_set` reads the part of a source that it holds out from training (``val/``,
 ``test_batch``, ``t10k-*``, ``x_test``), or all of it, for ``netspec eval --data``.
 
-In-memory formats are converted once, at load time, to uint8 (N, H, W, C) at the model's
-input size. Every problem with the data is a `SpecError` naming the file.
+`read_dataset` reads a source and finds its classes without needing the model;
+`RawDataset.ready` then converts in-memory formats once to uint8 (N, H, W, C) at the model's
+input size and checks every image file. `load_dataset` does both. Every problem with the data
+is a `SpecError` naming the file.
 """
 
 from __future__ import annotations
@@ -60,8 +62,9 @@ CIFAR_NAMES += ("dog", "frog", "horse", "ship", "truck")
 
 @dataclass
 class ImageSet:
-    """One split. Either `images` (uint8 (N, H, W, C), already at the model's size) or `paths`
-    (image files decoded lazily by the pipeline); `labels` int32 (N,)."""
+    """One split. Either `images` (uint8 (N, H, W, C) at the model's size; in a `RawDataset`,
+    (N, h, w[, c]) as read) or `paths` (image files decoded lazily by the pipeline); `labels`
+    int32 (N,)."""
 
     images: np.ndarray | None
     paths: list[Path] | None
@@ -78,6 +81,12 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def resized(self, shape: ImageShape) -> ImageSet:
+        """In-memory images converted to `shape` (`resize_images`); image files stay files."""
+        if self.images is None:
+            return self
+        return ImageSet(resize_images(self.images, shape), None, self.labels)
+
 
 @dataclass
 class Dataset:
@@ -92,7 +101,37 @@ class Dataset:
     """Unreadable files left out (with `skip_bad_images`), each "path: reason"."""
 
 
-# --------------------------------------------------------------------------- entry point
+@dataclass
+class RawDataset:
+    """A data set as read, before it meets a model: its classes are known, but in-memory images
+    are at their own size and image files are not yet checked. `ready` gives the `Dataset`."""
+
+    train: ImageSet
+    val: ImageSet
+    class_names: list[str]
+    source: str
+    """Human description; an image folder's gets its image count from `ready`."""
+    folder: Path | None = None
+    """The image folder read (its files are decoded and checked by `ready`), else None."""
+
+    def ready(self, image_shape: Sequence[int], *, skip_bad_images: bool = False) -> Dataset:
+        """The data for a model taking `image_shape`: in-memory images resized to it; every
+        file of an image folder decoded once (in threads) so that a bad file is reported now,
+        not hours into training: it raises a `SpecError`, or with `skip_bad_images` is left
+        out and listed in `Dataset.skipped`."""
+        shape = _check_image_shape(image_shape)
+        if self.folder is None:
+            train, val = self.train.resized(shape), self.val.resized(shape)
+            return Dataset(train, val, self.class_names, self.source)
+        skipped: list[str] = []
+        train, val = (_drop_unreadable(s, skip_bad_images, skipped) for s in (self.train, self.val))
+        if len(train) == 0:
+            raise SpecError("no readable images for training", path=str(self.folder))
+        total = len(train) + len(val)
+        return Dataset(train, val, self.class_names, f"{self.source} ({_count(total)})", skipped)
+
+
+# --------------------------------------------------------------------------- entry points
 
 
 def load_dataset(
@@ -103,32 +142,40 @@ def load_dataset(
     val_fraction: float = 0.1,
     skip_bad_images: bool = False,
 ) -> Dataset:
-    """Read `source` (see the module docstring for formats) for a model taking `image_shape`.
+    """Read `source` (see the module docstring for formats) for a model taking `image_shape`:
+    `read_dataset`, then `RawDataset.ready`."""
+    shape = _check_image_shape(image_shape)
+    raw = read_dataset(source, seed=seed, val_fraction=val_fraction)
+    return raw.ready(shape, skip_bad_images=skip_bad_images)
+
+
+def read_dataset(
+    source: str | Path | None, *, seed: int = 0, val_fraction: float = 0.1
+) -> RawDataset:
+    """Read `source` (see the module docstring for formats) and find its classes, without
+    decoding image files or resizing anything (that needs the model: `RawDataset.ready`).
 
     Sources without their own validation split are split per class, `val_fraction` of each
-    class going to `val`, chosen by `seed`. Every file of an image folder is decoded once up
-    front (in threads) so that a bad file is reported now, not hours into training: it raises
-    a `SpecError`, or with `skip_bad_images` is left out and listed in `Dataset.skipped`.
+    class going to `val`, chosen by `seed`.
     """
-    shape = _check_image_shape(image_shape)
     if not 0.0 <= val_fraction < 1.0:
         raise SpecError(f"val_fraction must be in [0, 1), got {val_fraction}")
     if source is None or str(source) == "digits":
-        return _load_digits(shape, seed, val_fraction)
+        return _load_digits(seed, val_fraction)
     path = Path(source).expanduser()
     if not path.exists():
         raise SpecError(f"no such file or folder; {EXPECTED_FORMATS}", path=str(path))
     if path.is_file():
         if path.suffix.lower() == ".npz":
-            return _load_npz(path, shape, seed, val_fraction)
+            return _load_npz(path, seed, val_fraction)
         raise SpecError(f"unknown data format; {EXPECTED_FORMATS}", path=str(path))
     cifar = _find_cifar(path)
     if cifar is not None:
-        return _load_cifar(cifar, shape)
+        return _load_cifar(cifar)
     mnist = _find_mnist(path)
     if mnist is not None:
-        return _load_mnist(mnist, shape)
-    return _load_image_folder(path, seed, val_fraction, skip_bad_images)
+        return _load_mnist(mnist)
+    return _load_image_folder(path, seed, val_fraction)
 
 
 def _check_image_shape(image_shape: Sequence[int]) -> ImageShape:
@@ -274,26 +321,25 @@ def _count(n: int) -> str:
 # --------------------------------------------------------------------------- digits
 
 
-def _load_digits(shape: ImageShape, seed: int, val_fraction: float) -> Dataset:
-    """scikit-learn's 8x8 digits, values 0..16 scaled to 0..255 and resized to `shape`."""
+def _load_digits(seed: int, val_fraction: float) -> RawDataset:
+    """scikit-learn's 8x8 digits, values 0..16 scaled to 0..255."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
     pixels = np.rint(digits.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
-    images = resize_images(pixels, shape)
-    train, val = _split_arrays(images, digits.target.astype(np.int32), val_fraction, seed)
-    return Dataset(
+    train, val = _split_arrays(pixels, digits.target.astype(np.int32), val_fraction, seed)
+    return RawDataset(
         train,
         val,
         list(DIGIT_NAMES),
-        f"scikit-learn digits (built in, {_count(len(images))} of 8x8)",
+        f"scikit-learn digits (built in, {_count(len(pixels))} of 8x8)",
     )
 
 
 # --------------------------------------------------------------------------- npz
 
 
-def _load_npz(path: Path, shape: ImageShape, seed: int, val_fraction: float) -> Dataset:
+def _load_npz(path: Path, seed: int, val_fraction: float) -> RawDataset:
     """Keras style (x_train, y_train, x_test, y_test) or (images, labels) arrays."""
     where = str(path)
     arrays = _read_npz(path)
@@ -314,9 +360,9 @@ def _load_npz(path: Path, shape: ImageShape, seed: int, val_fraction: float) -> 
         )
     names = _npz_class_names(arrays, np.concatenate([train_y, val_y]), where)
     total = len(train_y) + len(val_y)
-    return Dataset(
-        ImageSet(resize_images(_as_uint8(train_x, where), shape), None, train_y),
-        ImageSet(resize_images(_as_uint8(val_x, where), shape), None, val_y),
+    return RawDataset(
+        ImageSet(_as_uint8(train_x, where), None, train_y),
+        ImageSet(_as_uint8(val_x, where), None, val_y),
         names,
         f".npz file {path} ({_count(total)})",
     )
@@ -494,7 +540,7 @@ def _cifar_names(folder: Path) -> list[str]:
     return [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in names]
 
 
-def _load_cifar(folder: Path, shape: ImageShape) -> Dataset:
+def _load_cifar(folder: Path) -> RawDataset:
     """CIFAR-10 python batches: the five data batches train, test_batch validates."""
     parts = [_cifar_batch(folder / name) for name in CIFAR_TRAIN_FILES]
     train_x = np.concatenate([images for images, _ in parts])
@@ -503,9 +549,9 @@ def _load_cifar(folder: Path, shape: ImageShape) -> Dataset:
     names = _cifar_names(folder)
     for labels, file in ((train_y, "data_batch_*"), (val_y, "test_batch")):
         _check_label_range(labels, len(names), str(folder / file))
-    return Dataset(
-        ImageSet(resize_images(train_x, shape), None, train_y),
-        ImageSet(resize_images(val_x, shape), None, val_y),
+    return RawDataset(
+        ImageSet(train_x, None, train_y),
+        ImageSet(val_x, None, val_y),
         names,
         f"CIFAR-10 python batches {folder} ({_count(len(train_y) + len(val_y))})",
     )
@@ -583,7 +629,7 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
 
 
-def _mnist_split(images_path: Path, labels_path: Path, shape: ImageShape) -> ImageSet:
+def _mnist_split(images_path: Path, labels_path: Path) -> ImageSet:
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim != 3:
         raise SpecError(
@@ -597,16 +643,15 @@ def _mnist_split(images_path: Path, labels_path: Path, shape: ImageShape) -> Ima
             path=str(images_path),
         )
     _check_label_range(labels, 10, str(labels_path))
-    pixels = _as_uint8(images, str(images_path))
-    return ImageSet(resize_images(pixels, shape), None, labels.astype(np.int32))
+    return ImageSet(_as_uint8(images, str(images_path)), None, labels.astype(np.int32))
 
 
-def _load_mnist(files: dict[str, Path], shape: ImageShape) -> Dataset:
+def _load_mnist(files: dict[str, Path]) -> RawDataset:
     """MNIST IDX files: train-* trains, t10k-* validates."""
-    train = _mnist_split(files["train_images"], files["train_labels"], shape)
-    val = _mnist_split(files["val_images"], files["val_labels"], shape)
+    train = _mnist_split(files["train_images"], files["train_labels"])
+    val = _mnist_split(files["val_images"], files["val_labels"])
     folder = files["train_images"].parent
-    return Dataset(
+    return RawDataset(
         train, val, list(DIGIT_NAMES), f"MNIST IDX files {folder} ({_count(len(train) + len(val))})"
     )
 
@@ -671,10 +716,9 @@ def _as_set(classes: dict[str, list[Path]], names: list[str]) -> ImageSet:
     return ImageSet(None, paths, np.asarray(labels, dtype=np.int32))
 
 
-def _load_image_folder(
-    folder: Path, seed: int, val_fraction: float, skip_bad_images: bool
-) -> Dataset:
-    """Class sub-folders, split already (train/ + val/) or split here per class."""
+def _load_image_folder(folder: Path, seed: int, val_fraction: float) -> RawDataset:
+    """Class sub-folders, split already (train/ + val/) or split here per class (files are
+    checked by `RawDataset.ready`)."""
     splits = _split_folders(folder)
     if splits is not None and splits[1] is not None:
         train_classes, val_classes = _read_classes(splits[0]), _read_classes(splits[1])
@@ -687,12 +731,7 @@ def _load_image_folder(
         both = _as_set(classes, names)
         train_idx, val_idx = stratified_split(both.labels, val_fraction, seed)
         train, val = _subset(both, train_idx), _subset(both, val_idx)
-    skipped: list[str] = []
-    train, val = (_drop_unreadable(s, skip_bad_images, skipped) for s in (train, val))
-    if len(train) == 0:
-        raise SpecError("no readable images for training", path=str(folder))
-    total = len(train) + len(val)
-    return Dataset(train, val, names, f"image folder {folder} ({_count(total)})", skipped)
+    return RawDataset(train, val, names, f"image folder {folder}", folder)
 
 
 def _subset(images: ImageSet, indices: np.ndarray) -> ImageSet:
@@ -781,9 +820,10 @@ def load_eval_set(
     """
     shape = _check_image_shape(image_shape)
     if source is None or str(source) == "digits":
-        digits = _load_digits(shape, 0, 0.0)
-        description = f"all of scikit-learn digits ({_count(len(digits.train))})"
-        return EvalSet(digits.train, digits.class_names, description, "digits", False)
+        digits = _load_digits(0, 0.0)
+        images = digits.train.resized(shape)
+        description = f"all of scikit-learn digits ({_count(len(images))})"
+        return EvalSet(images, digits.class_names, description, "digits", False)
     path = Path(source).expanduser()
     if not path.exists():
         raise SpecError(f"no such file or folder; {EXPECTED_FORMATS}", path=str(path))
@@ -796,7 +836,7 @@ def load_eval_set(
         return _eval_cifar(cifar, path, shape)
     mnist = _find_mnist_test(path)
     if mnist is not None:
-        images = _mnist_split(mnist[0], mnist[1], shape)
+        images = _mnist_split(mnist[0], mnist[1]).resized(shape)
         description = f"MNIST t10k files of {mnist[0].parent}/ ({_count(len(images))})"
         return EvalSet(images, list(DIGIT_NAMES), description, _slug(path, "t10k"), True)
     return _eval_image_folder(path, skip_bad_images)

@@ -6,12 +6,19 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SpecError
+from ..load import YamlMap
+
+if TYPE_CHECKING:
+    from ..compiled import Compiled
+    from .config import TrainingConfig
+    from .datasets import Dataset
+    from .distributed import Parallel
 
 EXIT_INTERRUPTED = 130
 EXIT_NOT_FINITE = 3
@@ -102,82 +109,128 @@ def claim_run_dir(options: TrainOptions) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def fit_classes(
-    compiled: Any, classes: int, overrides: list[str], recompile: Callable[[list[str]], Any]
-) -> tuple[Any, list[str]]:
-    """Make the network's output match the data's class count, via `num_classes`."""
+@dataclass
+class PreparedRun:
+    """A run ready to `fit`: its options, the spec compiled once (the data's class count and
+    the training config's dtype applied), the training config, and the data ready for the
+    network's input."""
+
+    options: TrainOptions
+    compiled: Compiled
+    config: TrainingConfig
+    variables: dict[str, Any]
+    """The spec variables it was compiled with (`--set` values, then the class count)."""
+    dataset: Dataset
+    """The data at the network's input size."""
+    source: str | None
+    """The data source as given (`--data`, else the training config's `data`)."""
+    parallel: Parallel
+    """How each batch is split over the devices."""
+
+
+def read_spec_data(spec: str) -> YamlMap:
+    """The spec's YAML tree, for its `training:` section and `vars` (no checks: compiling the
+    spec reports its errors; a file that is not a mapping reads as an empty one)."""
+    from ..load import load_yaml
+    from ..specfile import read_source
+
+    filename, data = read_source(spec)
+    tree = load_yaml(data, filename)
+    return tree if isinstance(tree, YamlMap) else YamlMap()
+
+
+def with_class_count(
+    spec_data: Mapping[str, Any], variables: dict[str, Any], classes: int
+) -> dict[str, Any]:
+    """`variables` with `num_classes` set to the data's class count, where the spec has that
+    variable and it says otherwise."""
+    declared = spec_data.get("vars")
+    if not isinstance(declared, Mapping) or "num_classes" not in declared:
+        return variables
+    current = variables.get("num_classes", declared["num_classes"])
+    if current == classes:
+        return variables
+    say(f"the data has {classes} classes: setting num_classes={classes} (the spec says {current})")
+    return {**variables, "num_classes": classes}
+
+
+def check_class_count(compiled: Compiled, classes: int) -> None:
+    """The network must output one value per class of the data."""
     outputs = compiled.report.output_shape[2]
     if outputs == classes:
-        return compiled, overrides
-    if "num_classes" not in compiled.graph.variables:
-        raise SpecError(
-            f"the data has {classes} classes but the network outputs {outputs}",
-            path=compiled.graph.source,
-            hint="add `vars: {num_classes: ...}` and use $num_classes in the last dense row",
-        )
-    say(
-        f"the data has {classes} classes: setting num_classes={classes} "
-        f"(the spec says {compiled.graph.variables['num_classes']})"
+        return
+    has_variable = "num_classes" in compiled.graph.variables
+    raise SpecError(
+        f"the data has {classes} classes but the network outputs {outputs}",
+        path=compiled.graph.source,
+        hint="use $num_classes in the last dense row"
+        if has_variable
+        else "add `vars: {num_classes: ...}` and use $num_classes in the last dense row",
     )
-    overrides = [o for o in overrides if not o.startswith("num_classes=")]
-    overrides.append(f"num_classes={classes}")
-    return recompile(overrides), overrides
 
 
-def train(options: TrainOptions) -> dict[str, Any]:
-    """Train a spec on a data source; returns the last epoch's metrics record."""
+def prepare_run(options: TrainOptions) -> PreparedRun:
+    """Everything before training that can fail on the user's input, in order: the run
+    directory (checked, not touched), `--set`, the training config, the data and its classes,
+    then the spec, compiled once with the data's class count and the config's dtype; then the
+    data is fitted to the network's input and the batch to the devices."""
     import jax
 
     from ..compiled import compile_with
+    from .config import load_training_config, split_overrides
+    from .datasets import read_dataset
+    from .distributed import Parallel
+
+    if jax.process_index() == 0:
+        check_run_dir(options)
+    variables, training_overrides = split_overrides(options.overrides)
+    spec_data = read_spec_data(options.spec)
+    config = load_training_config(spec_data, options.training_file, training_overrides)
+    source = options.data or config.data
+    data = read_dataset(source, seed=config.seed, val_fraction=config.val_fraction)
+    classes = len(data.class_names)
+    variables = with_class_count(spec_data, variables, classes)
+    compiled = compile_with(options.spec, variables, config.dtype)
+    check_class_count(compiled, classes)
+    dataset = data.ready(compiled.graph.input_shape, skip_bad_images=options.skip_bad_images)
+    parallel = Parallel.create(config.batch_size)
+    say(
+        f"data: {dataset.source}; {len(dataset.train):,} train / {len(dataset.val):,} val "
+        f"images, {classes} classes; {parallel.describe()}"
+        + (f"; skipped {len(dataset.skipped)} unreadable images" if dataset.skipped else "")
+    )
+    return PreparedRun(options, compiled, config, variables, dataset, source, parallel)
+
+
+def train(options: TrainOptions) -> dict[str, Any]:
+    """Train a spec on a data source (`prepare_run`, then `fit`); returns the last epoch's
+    metrics record."""
+    return fit(prepare_run(options))
+
+
+def fit(prepared: PreparedRun) -> dict[str, Any]:
+    """Train a prepared run: claim its directory, write its files, then the epochs (resuming
+    from its checkpoint with `--resume`); returns the last epoch's metrics record."""
+    from ..fileio import atomic_write_text
     from . import artifacts
     from .checkpoint import Checkpoints
-    from .config import load_training_config, split_overrides
-    from .datasets import load_dataset
-    from .distributed import Parallel
     from .optim import build_optimizer
     from .pipeline import Augment, Normalize, Pipeline
     from .prefetch import prefetch_to_device
     from .steps import initial_state, make_steps, zero_sums
 
-    main = jax.process_index() == 0
-    if main:
-        check_run_dir(options)
-    variables, training_overrides = split_overrides(options.overrides)
-    compiled = compile_with(options.spec, variables)
-    config = load_training_config(compiled.data, options.training_file, training_overrides)
-    if config.dtype:
-        compiled = compile_with(options.spec, variables, config.dtype)
+    options, compiled, config = prepared.options, prepared.compiled, prepared.config
+    dataset, parallel, variables = prepared.dataset, prepared.parallel, prepared.variables
     image_shape = compiled.graph.input_shape
-    source = options.data or config.data
-    dataset = load_dataset(
-        source,
-        image_shape,
-        seed=config.seed,
-        val_fraction=config.val_fraction,
-        skip_bad_images=options.skip_bad_images,
-    )
-    compiled, variables = fit_classes(
-        compiled,
-        len(dataset.class_names),
-        variables,
-        lambda v: compile_with(options.spec, v, config.dtype),
-    )
-    parallel = Parallel.create(config.batch_size)
-    say(
-        f"data: {dataset.source}; {len(dataset.train):,} train / {len(dataset.val):,} val "
-        f"images, {len(dataset.class_names)} classes; {parallel.describe()}"
-        + (f"; skipped {len(dataset.skipped)} unreadable images" if dataset.skipped else "")
-    )
-
     out = options.out
-    if main:
+    if parallel.is_main:
         claim_run_dir(options)
     sync_processes("run directory ready")  # the first process has checked and created it
     out.mkdir(parents=True, exist_ok=True)
     if parallel.is_main:
         artifacts.save_class_names(out, dataset.class_names)
         if not options.resume:
-            artifacts.atomic_write_text(out / "spec.yaml", compiled.text)
+            atomic_write_text(out / "spec.yaml", compiled.text)
         # The resolved network (overrides applied): its table, as `netspec compile --json`.
         artifacts.save_json(out / "summary.json", {**compiled.summary, "variables": variables})
         artifacts.save_json(
@@ -186,7 +239,7 @@ def train(options: TrainOptions) -> dict[str, Any]:
                 "spec": str(options.spec),
                 "variables": variables,
                 "training": config.model_dump(),
-                "data": source,
+                "data": prepared.source,
                 "input_shape": list(image_shape),
                 "classes": dataset.class_names,
                 "dtype": compiled.dtype,
@@ -366,6 +419,7 @@ def sync_processes(name: str) -> None:
 
 
 def broadcast(values: list[float], channels: int) -> list[float]:
+    """Per-channel normalisation values: one value stands for every channel."""
     if len(values) == 1:
         return values * channels
     if len(values) != channels:

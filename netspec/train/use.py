@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import SpecError
-from .loop import load_config, say
+from .loop import broadcast, load_config, say
 
 if TYPE_CHECKING:
     from .datasets import EvalSet
@@ -56,14 +56,10 @@ def load_trained(run_dir: Path) -> Trained:
     channels = compiled.graph.input_shape[2]
     norm = config["training"]["normalize"]
     normalize = Normalize(
-        tuple(_per_channel(norm["mean"], channels)), tuple(_per_channel(norm["std"], channels))
+        tuple(broadcast(norm["mean"], channels)), tuple(broadcast(norm["std"], channels))
     )
     steps = make_steps(graphdef, _no_optimizer(), {"main": 1.0}, 0.0)
     return Trained(compiled, params, rest, steps, load_class_names(run_dir), normalize, config)
-
-
-def _per_channel(values: list[float], channels: int) -> list[float]:
-    return values * channels if len(values) == 1 else values
 
 
 def _no_optimizer() -> Any:
