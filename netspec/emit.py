@@ -23,7 +23,7 @@ from .errors import SpecError
 from .graph import Graph
 from .layers import REGISTRY, LayerType, format_shape
 from .parse import VarText
-from .prelude import PRELUDE_NAMES, preamble
+from .prelude import PRELUDE_NAMES, preamble, variable_identifier
 from .pysource import audit, comment, docstring, identifier, literal, string_literal
 from .tree import (
     BlockCall,
@@ -328,8 +328,12 @@ class Generator:
 
     def block_call(self, call: BlockCall, scope: Scope, in_shape: str) -> str:
         block = self.blocks[call.block]
-        arguments = [f"{identifier(k)}={self.translate(v, scope)}" for k, v in call.arguments]
-        arguments += [f"{identifier(v)}={scope.variables[v]}" for v in block.free_variables]
+        arguments = [
+            f"{variable_identifier(k)}={self.translate(v, scope)}" for k, v in call.arguments
+        ]
+        arguments += [
+            f"{variable_identifier(v)}={scope.variables[v]}" for v in block.free_variables
+        ]
         return (
             f"{self.block_classes[call.block]}(" + ", ".join([in_shape, *arguments, "**kw"]) + ")"
         )
@@ -432,15 +436,15 @@ class Generator:
         params = []
         variables: dict[str, str] = {}
         for argument in block.arguments:
-            variables[argument.name] = identifier(argument.name)
+            name = variable_identifier(argument.name)
+            variables[argument.name] = name
             if argument.default is not None:
-                default = argument.default.literal()
-                default = tuple(default) if isinstance(default, list) else default
-                params.append(f"{identifier(argument.name)}={literal(default)}")
+                default = as_literal(argument.default.literal())
+                params.append(f"{name}={literal(default)}")
             else:
-                params.append(identifier(argument.name))
+                params.append(name)
         for var in block.free_variables:
-            variables[var] = identifier(var)
+            variables[var] = variable_identifier(var)
         scope = Scope(variables, (self.tree.defaults, block.defaults))
         out = Body(locals={"x", *variables.values()})
         source = Value("x", "in_shape")
@@ -455,7 +459,7 @@ class Generator:
             self.block_classes[block.name],
             doc,
             params,
-            [identifier(v) for v in block.free_variables],
+            [variable_identifier(v) for v in block.free_variables],
             out,
             result,
         )
@@ -471,6 +475,7 @@ class Generator:
     ) -> Value:
         """Parallel branches under `attr`, each reading `source`, merged by `concat` / `add`."""
         values = []
+        scope.values.setdefault("input", source)  # `from=input`: the branches' input
         for row in sequence.rows:
             value, _ = self.row(row, scope, out, attr, source, False)
             scope.values[row.name] = value
@@ -485,7 +490,7 @@ class Generator:
     def network_class(self) -> str:
         cls = self.unique_class(self.graph.name, suffix="Net")
         names = [name for name, _ in self.tree.variables]
-        variables = {v: identifier(v) for v in names}
+        variables = {v: variable_identifier(v) for v in names}
         scope = Scope(variables, (self.tree.defaults,))
         out = Body(locals={"x", *variables.values()})
         h, w, c = self.graph.input_shape
@@ -495,7 +500,16 @@ class Generator:
         result_var = result.var
         last_row = next((r for r in reversed(self.graph.rows) if not r.train_only), None)
         self.output_activation = None
-        if last_row is not None and last_row.kind == "softmax":
+        last_node = next(
+            (r for r in self.tree.layers.rows if last_row and r.name == last_row.name), None
+        )
+        if (
+            last_row is not None
+            and last_row.kind == "softmax"
+            and last_node is not None
+            and last_node.repeat is None
+            and last_node.condition is None
+        ):
             # The table's final softmax is left to predict(): __call__ returns logits.
             index = max(
                 i
@@ -512,12 +526,13 @@ class Generator:
         out.call.append(f"logits = {result_var}{squeeze}")
         if heads:
             parts = ", ".join(
-                f"{string_literal(row)}: {scope.values[row].var}{squeeze}" for row, _ in heads
+                f"{string_literal(row)}: {scope.values[row].var}{self.head_squeeze(row)}"
+                for row, _ in heads
             )
             out.call += ["if train:", f'    return {{"main": logits, {parts}}}']
         out.call.append("return logits")
         # The variables' values as the analysis used them (overrides applied) are the defaults.
-        params = [f"{identifier(v)}={literal(as_literal(self.graph.variables[v]))}" for v in names]
+        params = [f"{variables[v]}={literal(as_literal(self.graph.variables[v]))}" for v in names]
         weights = ", ".join(
             f"{string_literal(row)}: {literal(float(weight))}"
             for row, weight in [("main", 1.0), *heads]
@@ -552,6 +567,12 @@ class Generator:
         ]
         self.network = cls
         return "\n".join(header)
+
+    def head_squeeze(self, row: str) -> str:
+        """`[:, 0, 0, :]` for a head whose output is a vector (1x1xC), as for the main output."""
+        report = self.row_reports.get(row)
+        flat = report is not None and tuple(report.output_shape[:2]) == (1, 1)
+        return "[:, 0, 0, :]" if flat else ""
 
     def previous_var(self, row: str, scope: Scope) -> str:
         names = [r.name for r in self.graph.rows if not r.train_only]

@@ -27,6 +27,7 @@ from .expr import ExprError, check_expression, split_template
 from .graph import INPUT
 from .layers import ALIASES, REGISTRY, LayerType
 from .load import YamlMap, YamlSeq, load_yaml, resolve_scalar
+from .prelude import variable_identifier
 from .pysource import identifier
 from .rowsyntax import CompactRow, Token, TokenError, parse_compact, tokenize
 from .shapes import parse_window
@@ -116,8 +117,22 @@ class Parser:
         return 1 if index < len(line) and line[index] in "'\"" else 0
 
     def token_location(self, base: Location | None, offset: int) -> Location | None:
+        """Where character `offset` of the scalar starting at `base` is written. A plain
+        scalar written over several lines is folded (each line break and the next line's
+        indentation read as one space), so the offset is walked back through the lines."""
         if base is None:
             return None
+        line, column = base.line, base.column - 1 + self.quote_shift(base)
+        remaining = offset
+        while 0 < line <= len(self.lines):
+            text = self.lines[line - 1].rstrip()
+            room = len(text) - column
+            if remaining <= room or line == len(self.lines):
+                return Location(base.file, line, column + remaining + 1)
+            remaining -= room + 1
+            line += 1
+            following = self.lines[line - 1]
+            column = len(following) - len(following.lstrip())
         return base.shifted(offset + self.quote_shift(base))
 
     def source_text(self, location: Location | None) -> tuple[str, str]:
@@ -937,6 +952,24 @@ class Parser:
             self.block_args[name] = tuple(found)
         return self.block_args[name]
 
+    def check_variable_names(self, raw: Any, arguments: tuple[Argument, ...], where: str) -> None:
+        """Variables (and a block's arguments beside them) must stay distinct as Python names
+        in the generated code (`variable_identifier`)."""
+        seen: dict[str, str] = {}
+        named = [(str(k), raw.key_locs.get(k) if isinstance(raw, YamlMap) else None) for k in raw]
+        named += [(a.name, a.location) for a in arguments]
+        for name, location in named:
+            mapped = variable_identifier(name)
+            if mapped in seen and seen[mapped] != name:
+                raise SpecError(
+                    f"'{seen[mapped]}' and '{name}' both become the Python name '{mapped}' "
+                    "in the generated code",
+                    location,
+                    path=where,
+                    hint="rename one of them",
+                )
+            seen[mapped] = name
+
     def defaults(self, raw: Any, where: str, variables: frozenset[str]) -> Defaults:
         if not isinstance(raw, Mapping):
             return Defaults()
@@ -978,6 +1011,7 @@ class Parser:
         raw = self.raw_blocks[name]
         definition = self.model.blocks[name]
         arguments = self.arguments_of(name)
+        self.check_variable_names(self.data.get("vars") or YamlMap(), arguments, f"blocks.{name}")
         variables = spec_variables | {a.name for a in arguments}
         own_defaults = self.defaults(raw.get("defaults"), f"blocks.{name}.defaults", variables)
         kind, _ = definition.body()
@@ -1022,6 +1056,8 @@ class Parser:
             for name in raw_vars
         )
         spec_defaults = self.defaults(self.data.get("defaults"), "defaults", var_names)
+        self.spec_defaults = spec_defaults
+        self.check_variable_names(raw_vars, (), "vars")
         blocks = tuple(self.block(name, var_names, spec_defaults) for name in self.raw_blocks)
         self.check_block_calls()
         blocks = self.with_free_variables(blocks, [name for name, _ in variables])
@@ -1059,7 +1095,8 @@ class Parser:
         self, blocks: tuple[BlockNode, ...], order: list[str]
     ) -> tuple[BlockNode, ...]:
         """Each block's spec variables: its own references and its callees' (not shadowed)."""
-        own = {b.name: referenced(b.body, b.defaults) for b in blocks}
+        spec_defaults = referenced(Sequence("layers", (), None), self.spec_defaults)
+        own = {b.name: referenced(b.body, b.defaults) | spec_defaults for b in blocks}
         arguments = {b.name: {a.name for a in b.arguments} for b in blocks}
         needs = {name: {v for v in own[name] if v in order} - arguments[name] for name in own}
         changed = True

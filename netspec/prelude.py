@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .graph import Graph
 from .layers import REGISTRY
-from .pysource import docstring
+from .pysource import docstring, identifier
 
 PRELUDE_NAMES = frozenset(
     {
@@ -25,6 +25,20 @@ PRELUDE_NAMES = frozenset(
     }
 )
 """What the preamble gives the generated classes (imports, or netspec's inlined layers)."""
+
+LOCAL_NAMES = frozenset(
+    {"self", "x", "kw", "shape", "train", "in_shape", "item", "logits", "dtype", "param_dtype"}
+    | {"rngs", "out_shape", "loss_weights", "output_activation"}
+)
+"""Names the generated classes use for their own arguments and locals."""
+
+
+def variable_identifier(name: str) -> str:
+    """A spec variable or block argument as a Python name of the generated code: its
+    identifier, with `_v` added where it would hide a name the code uses (`Conv`, `window`,
+    `x`), so `vars: {Conv: 4}` cannot shadow the Conv class."""
+    text = identifier(name)
+    return text + "_v" if text in PRELUDE_NAMES or text in LOCAL_NAMES else text
 
 
 def preamble(graph: Graph, standalone: bool) -> str:

@@ -23,20 +23,32 @@ from ..shapes import format_shape as format_shape
 Shape = tuple[int, int, int]
 
 
-def number_check(kind: str) -> Callable[[Any], Any]:
+MAX_WHOLE_NUMBER = 2**31 - 1
+"""The largest whole number a layer field takes (sizes, counts, paddings)."""
+
+
+def number_check(kind: str, whole: bool = False) -> Callable[[Any], Any]:
     """A validator refusing booleans and quoted text where a number is wanted (pydantic would
-    take `true` as 1 and '64' as 64); a whole float such as 64.0 from `${w / 2}` passes."""
+    take `true` as 1 and '64' as 64). A whole-number field refuses floats, 64.0 included: the
+    spec's one rule is that `/` divides to a float and `//` to a whole number, so the analysis
+    and the generated code (which passes values as they are) read the same number."""
 
     def check(value: Any) -> Any:
         if isinstance(value, bool | str):
             shown = str(value).lower() if isinstance(value, bool) else repr(value)
             raise ValueError(f"expected {kind}, got {shown}")
+        if whole and isinstance(value, float):
+            raise ValueError(
+                f"expected {kind}, got {value!r} (`/` divides to a float; `//` to a whole number)"
+            )
+        if whole and isinstance(value, int) and abs(value) > MAX_WHOLE_NUMBER:
+            raise ValueError(f"expected {kind} up to {MAX_WHOLE_NUMBER}, got a larger one")
         return value
 
     return check
 
 
-Integer = Annotated[int, BeforeValidator(number_check("a whole number"))]
+Integer = Annotated[int, BeforeValidator(number_check("a whole number", whole=True))]
 Number = Annotated[float, BeforeValidator(number_check("a number"))]
 PositiveInt = Annotated[Integer, Field(ge=1)]
 NonNegativeInt = Annotated[Integer, Field(ge=0)]
