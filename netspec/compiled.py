@@ -14,7 +14,7 @@ from .emit import GeneratedSource, generate
 from .errors import SpecError
 from .graph import Graph
 from .load import YamlMap
-from .specfile import SpecSource, load_and_resolve
+from .specfile import SpecSource, load_and_resolve, paused_gc
 from .tree import SpecTree
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -50,9 +50,10 @@ class Compiled:
         return self.generate(standalone=False)
 
     def generate(self, standalone: bool) -> GeneratedSource:
-        return generate(
-            self.tree, self.graph, self.report, standalone, self.dtype, self.param_dtype
-        )
+        with paused_gc():
+            return generate(
+                self.tree, self.graph, self.report, standalone, self.dtype, self.param_dtype
+            )
 
     def source(self, standalone: bool = False) -> str:
         """The generated Flax NNX module; `standalone` inlines netspec's layers (eject)."""

@@ -124,6 +124,7 @@ class Generator:
         self.block_classes = {b.name: self.unique_class(b.name) for b in tree.blocks}
         self.blocks = {b.name: b for b in tree.blocks}
         self.row_reports = {r.name: r for r in report.rows}
+        self.translations: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
 
     # ---- names and values ------------------------------------------------------------------
 
@@ -181,8 +182,11 @@ class Generator:
                     node.func = ast.Attribute(ast.Name(module, ast.Load()), attr, ast.Load())
                 return node
 
-        copy = ast.parse(ast.unparse(tree), mode="eval").body
-        return ast.unparse(Rename().visit(copy))
+        key = (ast.dump(tree), tuple(sorted(scope.variables.items())))
+        if key not in self.translations:
+            copy = ast.parse(ast.unparse(tree), mode="eval").body
+            self.translations[key] = ast.unparse(Rename().visit(copy))
+        return self.translations[key]
 
     # ---- rows ------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ checked against size limits, so no expression can run for long or build a huge v
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import operator
 import re
@@ -347,6 +348,7 @@ class _Source:
         return self.text[self.offset(node) - self.base : self.offset(node, end=True) - self.base]
 
 
+@functools.lru_cache(maxsize=4096)
 def _parse(expression: str, base: int) -> tuple[ast.expr, _Source]:
     """Parse the text of one expression that starts at `base` in the original string."""
     if len(expression) > MAX_EXPRESSION_CHARS:

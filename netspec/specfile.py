@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -85,16 +87,31 @@ def parse_overrides(pairs: list[str] | Mapping[str, Any] | None) -> dict[str, An
     return result
 
 
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Python's cyclic garbage collector paused for the front end's burst of small objects:
+    each full collection scans every live object, which makes a 20,000-row spec's front end
+    grow faster than its row count. Reference counting still frees what is dropped."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def load_and_resolve(
     source: SpecSource, overrides: list[str] | Mapping[str, Any] | None = None
 ) -> tuple[Any, str, SpecTree, Graph]:
     """(located YAML data, source text, syntax tree, Graph) of a spec: loaded, parsed once,
     expanded with the overrides."""
     filename, data = read_source(source)
-    located = load_yaml(data, filename)
-    text = data.decode("utf-8", errors="replace")
-    tree = parse_spec(located, filename, text)
-    return located, text, tree, expand(tree, parse_overrides(overrides))
+    with paused_gc():
+        located = load_yaml(data, filename)
+        text = data.decode("utf-8", errors="replace")
+        tree = parse_spec(located, filename, text)
+        return located, text, tree, expand(tree, parse_overrides(overrides))
 
 
 def resolve_source(

@@ -833,6 +833,89 @@ RUNAWAY = [
 CASES = SYNTAX + UNKNOWN_FIELDS + WRONG_TYPES + YAML11 + VARIABLES + NAMES + SHAPES + EXPECT
 CASES += RUNAWAY
 
+ONE_READING = [
+    # Each was accepted by the analysis and then crashed or disagreed in the generated model.
+    case(
+        "true-division-in-padding",
+        layers("c: conv 3x3 4 padding=${num_classes / 4}"),
+        "${num_classes / 4}",
+        "c: padding:",
+        "got 2.5",
+    ),
+    case(
+        "true-division-gives-a-float-for-a-whole-number",
+        layers("c: conv 3x3 ${num_classes / 2}"),
+        "${num_classes / 2}",
+        "c: filters: must be a whole number, got 5.0",
+        "`//` to a whole number",
+    ),
+    case(
+        "repeat-by-true-division",
+        layers("c: conv 3x3 4 padding=same repeat=${num_classes / 4}"),
+        "${num_classes / 4}",
+        "c: repeat: expected a repeat count >= 1, got 2.5",
+    ),
+    case(
+        "number-of-320-digits",
+        layers("c: conv 3x3 " + "9" * 320),
+        "9" * 20,
+        "c: filters: must be a whole number up to 2147483647",
+    ),
+    case(
+        "max-of-one-number",
+        layers("c: conv 3x3 ${max(4)}"),
+        "max(4)",
+        "max() takes a list, or two or more values",
+    ),
+    case(
+        "switched-off-row-with-a-misspelt-type",
+        HEAD.replace("vars:\n", "vars:\n  extra: false\n")
+        + "layers:\n  - c: conv 3x3 8\n  - x: cnov 3x3 8 if=$extra\n",
+        "cnov",
+        "x: unknown layer type or block 'cnov'",
+        "did you mean 'conv'?",
+    ),
+    case(
+        "switched-off-row-reading-an-unknown-row",
+        HEAD.replace("vars:\n", "vars:\n  extra: false\n")
+        + "layers:\n  - c: conv 3x3 8\n  - x: conv 3x3 8 from=nosuch if=$extra\n",
+        "nosuch",
+        "x: from: no earlier row named 'nosuch' to read from",
+    ),
+    case(
+        "from-through-a-variable",
+        HEAD.replace("vars:\n", "vars:\n  src: c\n")
+        + "layers:\n  - c: conv 3x3 4\n  - d: conv 3x3 4\n  - e: add from=[$src, d]\n",
+        "[$src",
+        "`from` names rows as they are written; it cannot use variables",
+    ),
+    case(
+        "aux-head-inside-an-inline-sequence",
+        layers("c: conv 3x3 4", "s: [gap, {h: dense 3 aux=0.3}]", "g: gap"),
+        "0.3",
+        "s > h: aux: auxiliary heads (`aux`) belong to rows of the top-level table",
+    ),
+    case(
+        "undefined-variable-in-an-uncalled-block",
+        HEAD + "blocks:\n  b:\n    layers:\n      - c: conv 3x3 $widht\n" + "layers:\n  - gap\n",
+        "widht",
+        "b > c: conv: undefined variable 'widht'",
+    ),
+    case(
+        "variables-that-meet-as-python-names",
+        HEAD.replace("vars:\n", "vars:\n  Conv: 4\n  Conv_v: 5\n") + "layers:\n  - gap\n",
+        "Conv_v",
+        "'Conv' and 'Conv_v' both become the Python name 'Conv_v'",
+    ),
+    case(
+        "column-inside-a-row-written-over-two-lines",
+        HEAD + "layers:\n  - a: conv 3x3 4\n      padding=same 5\n",
+        "5\n",
+        "positional value '5' after key=value options",
+    ),
+]
+CASES += ONE_READING
+
 
 def _case_location(c: Case, path: Path) -> str:
     line, column = at(c.text, c.marker, c.occurrence, c.shift)

@@ -39,10 +39,10 @@ def number_check(kind: str, whole: bool = False) -> Callable[[Any], Any]:
             raise ValueError(f"expected {kind}, got {shown}")
         if whole and isinstance(value, float):
             raise ValueError(
-                f"expected {kind}, got {value!r} (`/` divides to a float; `//` to a whole number)"
+                f"must be {kind}, got {value!r} (`/` divides to a float; `//` to a whole number)"
             )
         if whole and isinstance(value, int) and abs(value) > MAX_WHOLE_NUMBER:
-            raise ValueError(f"expected {kind} up to {MAX_WHOLE_NUMBER}, got a larger one")
+            raise ValueError(f"must be {kind} up to {MAX_WHOLE_NUMBER}, got a larger one")
         return value
 
     return check
@@ -156,11 +156,17 @@ class LayerType:
 
     def flag_values(self) -> dict[str, str]:
         """Bare words a compact row may use for Literal fields, e.g. `same` -> padding."""
-        flags: dict[str, str] = {}
-        for name, info in self.params.model_fields.items():
-            for word in literal_words(info.annotation):
-                flags.setdefault(word, name)
-        return flags
+        return _flag_values(self.params)
+
+
+@functools.cache
+def _flag_values(params: type[BaseModel]) -> dict[str, str]:
+    """`LayerType.flag_values`, worked out once per params model (callers must not change it)."""
+    flags: dict[str, str] = {}
+    for name, info in params.model_fields.items():
+        for word in literal_words(info.annotation):
+            flags.setdefault(word, name)
+    return flags
 
 
 @functools.cache
