@@ -76,8 +76,9 @@ def recording_outputs(
             cls.__call__ = original
 
 
-def abstract_trace(compiled: Compiled) -> tuple[dict, dict, dict]:
-    """(output shapes, parameter counts, statistic counts) per module path, from eval_shape."""
+def abstract_trace(compiled: Compiled) -> tuple[dict, dict, dict, dict]:
+    """(output shapes, parameter counts, statistic counts) per module path, from eval_shape,
+    and the shape of each output of the network (`main` and every auxiliary head)."""
     import jax
     import jax.numpy as jnp
     from flax import nnx
@@ -101,13 +102,16 @@ def abstract_trace(compiled: Compiled) -> tuple[dict, dict, dict]:
             batch = jnp.zeros((1, *compiled.graph.input_shape), jnp.float32)
             return model(batch, train=bool(compiled.graph.heads))
 
-    jax.eval_shape(run)
-    return shapes, params, stats
+    outputs = jax.eval_shape(run)
+    if not isinstance(outputs, dict):
+        outputs = {"main": outputs}
+    return shapes, params, stats, {k: tuple(v.shape[1:]) for k, v in outputs.items()}
 
 
 def check_against_flax(compiled: Compiled) -> FlaxCheck:
     """Compare shapes and counts of every node with the abstractly built module."""
-    shapes, params, stats = abstract_trace(compiled)
+    shapes, params, stats, outputs = abstract_trace(compiled)
+    check_outputs(compiled, outputs)
     compared = 0
     for node in compiled.report.nodes:
         graph_node = compiled.graph.node(node.name)
@@ -140,6 +144,22 @@ def check_against_flax(compiled: Compiled) -> FlaxCheck:
             "row of the spec accounts for"
         )
     return FlaxCheck(compared, sum(params.values()), sum(stats.values()))
+
+
+def check_outputs(compiled: Compiled, outputs: dict[str, tuple]) -> None:
+    """The network's output and each auxiliary head's have the row's shape (a 1x1xC row as a
+    vector of C, as the module returns it)."""
+    rows = {row.name: row for row in compiled.report.rows}
+    expected = {"main": compiled.report.output_shape}
+    expected |= {head.row: rows[head.row].output_shape for head in compiled.graph.heads}
+    for name, shape in expected.items():
+        want = (shape[2],) if tuple(shape[:2]) == (1, 1) else tuple(shape)
+        if outputs.get(name) != want:
+            raise SpecError(
+                f"netspec bug: the Flax module's output {name!r} has shape {outputs.get(name)} "
+                f"but the analysis says {want}",
+                path=name,
+            )
 
 
 def check_key(compiled: Compiled) -> str:

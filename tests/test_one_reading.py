@@ -58,3 +58,18 @@ def test_derived_variable_overridden_on_the_command_line(tmp_path: Path) -> None
     text = AGREEING["derived-variable"]
     verdict = judge(GeneratedSpec(0, text, overrides=["w2=6"]), tmp_path)
     assert verdict.outcome == "agreed", f"{verdict.signature}\n{verdict.message}\n{verdict.detail}"
+
+
+def test_the_checked_compile_compares_each_heads_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A module whose head output differs from the analysis is a netspec bug the check names
+    (here: the head is flattened like the main output although it is 6x6x4)."""
+    import netspec
+    from netspec import emit
+    from netspec.check import check_against_flax
+    from netspec.errors import SpecError
+
+    text = AGREEING["spatial-head-and-flat-output"]
+    assert check_against_flax(netspec.compile(text)).params == 3 * 3 * 3 * 4 + 4
+    monkeypatch.setattr(emit.Generator, "head_squeeze", lambda self, row: "[:, 0, 0, :]")
+    with pytest.raises(SpecError, match=r"output 'side' has shape \(4,\) but the analysis says"):
+        check_against_flax(netspec.compile(text))
