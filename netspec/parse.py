@@ -850,9 +850,14 @@ class Parser:
         what: str,
         layer: LayerType | None = None,
     ) -> None:
-        """`KxK[/S]` into kernel and stride now, or (written with variables) when evaluated."""
+        """`KxK[/S]` into kernel and stride: now when written out, per axis when its sizes are
+        variables (`3x3/$stride`), or when evaluated when the whole window is one value."""
         if not value.is_literal:
-            windows.append(Window(value))
+            axes = window_axes(value)
+            if axes is None:
+                windows.append(Window(value))
+            else:
+                arguments.update(axes)
             return
         raw = value.raw
         window = (
@@ -1173,6 +1178,39 @@ def expression_names(reference: Reference) -> set[str]:
         for n in ast.walk(reference.tree)
         if isinstance(n, ast.Name) and id(n) not in called and n.id not in LITERAL_NAMES
     }
+
+
+WINDOW_PART = r"(\d+|\x00\d+\x00)"
+WINDOW_FORM = re.compile(
+    rf"^{WINDOW_PART}(?:x{WINDOW_PART})?(?:/{WINDOW_PART}(?:x{WINDOW_PART})?)?$"
+)
+
+
+def window_axes(value: Value) -> dict[str, Value] | None:
+    """A window written with variables in its sizes (`3x3/$stride`, `${k}x${k}`) as kernel and
+    stride Values per axis, each size a number or one reference; None for other forms."""
+    template = value.raw
+    if not isinstance(template, Template):
+        return None
+    references = [p for p in template.pieces if isinstance(p, Reference)]
+    masked = "".join(
+        p if isinstance(p, str) else f"\x00{references.index(p)}\x00" for p in template.pieces
+    )
+    match = WINDOW_FORM.match(masked)
+    if match is None or not ("x" in masked or "/" in masked):
+        return None  # one value for the whole window (`$kernel` = "7x7/2"): read when built
+
+    def size(part: str) -> Value:
+        if part.isdigit():
+            return Value(int(part), value.location)
+        reference = references[int(part.strip("\x00"))]
+        return Value(Template((reference,), False, template.shift), value.location)
+
+    kh, kw, sh, sw = match.groups()
+    axes = {"kernel": Value((size(kh), size(kw or kh)), value.location)}
+    if sh is not None:
+        axes["stride"] = Value((size(sh), size(sw or sh)), value.location)
+    return axes
 
 
 def template_text(value: Value) -> str:
