@@ -23,7 +23,7 @@ from .errors import SpecError
 from .graph import Graph
 from .layers import REGISTRY, LayerType, format_shape
 from .parse import VarText
-from .prelude import PRELUDE_NAMES, preamble, variable_identifier
+from .prelude import LOCAL_NAMES, PRELUDE_NAMES, preamble, variable_identifier
 from .pysource import audit, comment, docstring, identifier, literal, string_literal
 from .tree import (
     BlockCall,
@@ -397,7 +397,7 @@ class Generator:
         cls = self.unique_class(f"{name}_row")
         variables = {k: v for k, v in scope.variables.items() if v in params}
         inner = Scope(variables, scope.defaults)
-        out = Body(locals={"x", *params})
+        out = Body(locals={*LOCAL_NAMES, *params})
         source = Value("x", "in_shape")
         if body.kind == "layers":
             result = self.sequence(body, inner, out, "self", source)
@@ -450,7 +450,7 @@ class Generator:
         for var in block.free_variables:
             variables[var] = variable_identifier(var)
         scope = Scope(variables, (self.tree.defaults, block.defaults))
-        out = Body(locals={"x", *variables.values()})
+        out = Body(locals={*LOCAL_NAMES, *variables.values()})
         source = Value("x", "in_shape")
         if block.body.kind == "layers":
             result = self.sequence(block.body, scope, out, "self", source)
@@ -496,7 +496,7 @@ class Generator:
         names = [name for name, _ in self.tree.variables]
         variables = {v: variable_identifier(v) for v in names}
         scope = Scope(variables, (self.tree.defaults,))
-        out = Body(locals={"x", *variables.values()})
+        out = Body(locals={*LOCAL_NAMES, *variables.values()})
         h, w, c = self.graph.input_shape
         out.init.append(f"self.in_shape = ({h}, {w}, {c})")
         source = Value("x", "self.in_shape")
@@ -513,6 +513,7 @@ class Generator:
             and last_node is not None
             and last_node.repeat is None
             and last_node.condition is None
+            and last_node.inputs is None
         ):
             # The table's final softmax is left to predict(): __call__ returns logits.
             index = max(

@@ -27,7 +27,7 @@ PRELUDE_NAMES = frozenset(
 """What the preamble gives the generated classes (imports, or netspec's inlined layers)."""
 
 LOCAL_NAMES = frozenset(
-    {"self", "x", "kw", "shape", "train", "in_shape", "item", "logits", "dtype", "param_dtype"}
+    {"self", "x", "i", "kw", "shape", "train", "in_shape", "item", "logits", "dtype", "param_dtype"}
     | {"rngs", "out_shape", "loss_weights", "output_activation"}
 )
 """Names the generated classes use for their own arguments and locals."""

@@ -43,6 +43,17 @@ AGREEING = {
     + "layers:\n  - x: b 3x3/1\n  - y: b ${k}x${k}\n  - z: conv 1${k}x1 2 padding=same\n",
     # Derived variables, overridden or not, are the values the analysis used.
     "derived-variable": HEAD + "vars: {w: 2, w2: '${w * 2}'}\nlayers:\n  - c: conv 3x3 $w2\n",
+    # A row named like a local of the generated code (`logits`), read by an auxiliary head.
+    "row-named-logits": HEAD
+    + "layers:\n  - c: conv 3x3 4\n  - logits: [gap, dense 3]\n    from: c\n    aux: 0.5\n"
+    + "  - g: gap\n  - dense 10\n",
+    # A final softmax that reads another row is part of the module, not left to predict().
+    "final-softmax-reading-another-row": HEAD
+    + "layers:\n  - conv 3x3 4\n  - gap\n  - drop: softmax from=input\n",
+    # A block argument named `i` is not the repetition index of a repeated row before it.
+    "block-argument-named-i": HEAD
+    + "blocks:\n  b:\n    args: [i]\n    layers:\n      - r: conv 3x3 4 same repeat=2\n"
+    + "      - c: conv 3x3 $i\nlayers:\n  - x: b 5\n",
     # Numbers that are not finite are written as float('nan') / float('inf') literals.
     "infinite-variable": HEAD + "vars: {big: .inf}\nlayers:\n  - c: conv 3x3 4\n",
 }
