@@ -941,7 +941,6 @@ class Parser:
             raw = self.raw_blocks[name]
             args_raw = raw.get("args") or []
             locations = getattr(args_raw, "item_locs", [])
-            ctx = Context(frozenset(), (), f"blocks.{name}.args")
             found = []
             for index, entry in enumerate(args_raw):
                 where = locations[index] if index < len(locations) else None
@@ -953,7 +952,6 @@ class Parser:
                         entry.value_locs.get(key) if isinstance(entry, YamlMap) else where
                     )
                     found.append(Argument(key, Value(default, value_location), where))
-            del ctx
             self.block_args[name] = tuple(found)
         return self.block_args[name]
 
