@@ -340,6 +340,14 @@ class Parser:
                         if key == "expect"
                         else "write the head as a row of `layers:`",
                     )
+        if "aux" in options and name == "main":
+            raise SpecError(
+                "an auxiliary head cannot be named 'main': in training the module returns the "
+                "main output under that name",
+                row_location,
+                path=row_ctx.trail,
+                hint="rename the head, e.g. `main_aux`",
+            )
         inputs, inputs_location = self.option_from(options.get("from"), row_ctx, names)
         in_repeat = "repeat" in options
         body_ctx = replace(row_ctx, variables=row_ctx.variables | {"i"}) if in_repeat else row_ctx

@@ -908,6 +908,12 @@ ONE_READING = [
         "'Conv' and 'Conv_v' both become the Python name 'Conv_v'",
     ),
     case(
+        "auxiliary-head-named-main",
+        layers("c: conv 3x3 4", "main: gap aux=1", "g: gap"),
+        "main:",
+        "an auxiliary head cannot be named 'main'",
+    ),
+    case(
         "column-inside-a-row-written-over-two-lines",
         HEAD + "layers:\n  - a: conv 3x3 4\n      padding=same 5\n",
         "5\n",
