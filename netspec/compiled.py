@@ -128,9 +128,11 @@ def compile_with(
         if value is not None and value not in DTYPES:
             raise SpecError(f"must be one of {', '.join(DTYPES)}, got {value!r}", field=f"--{name}")
     data, text, tree, graph = load_and_resolve(source, overrides)
+    with paused_gc():
+        report = analyze(graph)
     return Compiled(
         graph,
-        analyze(graph),
+        report,
         data,
         text,
         tree,
