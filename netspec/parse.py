@@ -355,7 +355,25 @@ class Parser:
         repeat = self.option(options.get("repeat"), row_ctx, "repeat")
         aux = self.option(options.get("aux"), row_ctx, "aux")
         expect = self.expectation(options["expect"], row_ctx) if "expect" in options else None
-        parsed, type_word = self.body(body, compact, body_location, body_ctx, names, inputs, name)
+        # Rows inside a repeated row read only each other and the copy's input: every copy is
+        # one instance of the same class in the generated code.
+        body_names = Names() if in_repeat else names
+        parsed, type_word = self.body(
+            body, compact, body_location, body_ctx, body_names, inputs, name
+        )
+        if (
+            repeat is not None
+            and isinstance(parsed, LayerCall)
+            and REGISTRY[parsed.candidates[0]].inputs[0] > 1
+        ):
+            raise SpecError(
+                f"a `{parsed.candidates[0]}` row cannot be repeated: each copy after the first "
+                "would read only the copy before it",
+                repeat.location,
+                path=row_ctx.trail,
+                field="repeat",
+                hint="write the rows out, each with its own from=[...]",
+            )
         source_text, note = self.source_text(row_location if explicit else location)
         return RowNode(
             name=name,
@@ -690,6 +708,7 @@ class Parser:
         """A call of a layer type or a block, its arguments bound."""
         if not type_value.is_literal:
             candidates = self.type_candidates(type_value, type_location, ctx)
+            self.check_candidate_defaults(candidates, type_location, ctx)
             layer = REGISTRY[candidates[0]]
             return self.layer_call(
                 layer, type_value, candidates, positional, keywords, location, ctx, inputs
@@ -748,6 +767,30 @@ class Parser:
                 "e.g. `${pool}pool` for maxpool and avgpool",
             )
         return candidates
+
+    def check_candidate_defaults(
+        self, candidates: tuple[str, ...], location: Location | None, ctx: Context
+    ) -> None:
+        """The layer types a variable type word can name must have the same defaults here, so
+        the row means the same whichever the variable picks."""
+
+        def written(layer: str) -> tuple[tuple[str, str], ...]:
+            return tuple(
+                (key, template_text(value))
+                for defaults in ctx.defaults
+                for key, value in defaults.for_layer(layer)
+            )
+
+        differing = [c for c in candidates if written(c) != written(candidates[0])]
+        if differing:
+            raise SpecError(
+                f"the layer type chosen by a variable can name {candidates[0]} and "
+                f"{differing[0]}, which have different defaults here",
+                location,
+                path=ctx.trail,
+                field="type",
+                hint="give both the same defaults, or write the parameters in the row",
+            )
 
     def layer_call(
         self,
