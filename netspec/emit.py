@@ -314,14 +314,32 @@ class Generator:
     def layer_arguments(self, layer: LayerType, call: LayerCall, scope: Scope) -> list[str]:
         """Keyword arguments in the expander's order of precedence: defaults, then windows
         written with variables (parsed when built), then the row's own values and presets."""
-        defaults = {
-            key: self.translate(value, scope)
-            for defaults in scope.defaults
-            for key, value in defaults.for_layer(layer.name)
-        }
+
+        def defaults_of(name: str) -> dict[str, str]:
+            return {
+                key: self.translate(value, scope)
+                for defaults in scope.defaults
+                for key, value in defaults.for_layer(name)
+            }
+
+        defaults = defaults_of(layer.name)
         written = {key: self.translate(value, scope) for key, value in call.arguments}
         presets = {key: literal(value) for key, value in layer.presets.items()}
         order = list(layer.params.model_fields)
+        per_type = {name: defaults_of(name) for name in call.candidates}
+        if not call.type and any(d != defaults for d in per_type.values()):
+            # A type chosen by a variable whose types have different defaults: the value
+            # picks its type's defaults, as the expander does.
+            table = ", ".join(
+                f"{string_literal(name)}: {{"
+                + ", ".join(f"{string_literal(k)}: {v}" for k, v in d.items())
+                + "}"
+                for name, d in per_type.items()
+            )
+            entries = [f"**{{{table}}}[{self.translate(call.type_value, scope)}]"]
+            entries += [f"**window({self.translate(w.value, scope)})" for w in call.windows]
+            entries += [f"{string_literal(k)}: {v}" for k, v in {**written, **presets}.items()]
+            return ["**{" + ", ".join(entries) + "}"]
         if not call.windows:
             merged = {**defaults, **written, **presets}
             return [f"{identifier(k)}={merged[k]}" for k in sorted(merged, key=order.index)]

@@ -708,7 +708,6 @@ class Parser:
         """A call of a layer type or a block, its arguments bound."""
         if not type_value.is_literal:
             candidates = self.type_candidates(type_value, type_location, ctx)
-            self.check_candidate_defaults(candidates, type_location, ctx)
             layer = REGISTRY[candidates[0]]
             return self.layer_call(
                 layer, type_value, candidates, positional, keywords, location, ctx, inputs
@@ -767,30 +766,6 @@ class Parser:
                 "e.g. `${pool}pool` for maxpool and avgpool",
             )
         return candidates
-
-    def check_candidate_defaults(
-        self, candidates: tuple[str, ...], location: Location | None, ctx: Context
-    ) -> None:
-        """The layer types a variable type word can name must have the same defaults here, so
-        the row means the same whichever the variable picks."""
-
-        def written(layer: str) -> tuple[tuple[str, str], ...]:
-            return tuple(
-                (key, template_text(value))
-                for defaults in ctx.defaults
-                for key, value in defaults.for_layer(layer)
-            )
-
-        differing = [c for c in candidates if written(c) != written(candidates[0])]
-        if differing:
-            raise SpecError(
-                f"the layer type chosen by a variable can name {candidates[0]} and "
-                f"{differing[0]}, which have different defaults here",
-                location,
-                path=ctx.trail,
-                field="type",
-                hint="give both the same defaults, or write the parameters in the row",
-            )
 
     def layer_call(
         self,

@@ -914,22 +914,6 @@ ONE_READING = [
         "s: repeat: a `add` row cannot be repeated",
     ),
     case(
-        "variable-type-with-defaults-that-differ",
-        HEAD.replace("vars:\n", "vars:\n  pool: avg\n")
-        + "defaults:\n  maxpool: {padding: 1}\nlayers:\n"
-        + '  - p: {type: "${pool}pool", kernel: 3, stride: 1}\n',
-        '"${pool}pool"',
-        "can name maxpool and avgpool, which have different defaults here",
-    ),
-    case(
-        "row-inside-a-repeated-row-reading-an-outer-row",
-        HEAD
-        + "layers:\n  - a: conv 3x3 4 same\n  - r:\n      - conv 3x3 4 same\n"
-        + "      - s: add from=[a, input]\n    repeat: 2\n",
-        "[a, input]",
-        "r > s: from: no earlier row named 'a' to read from",
-    ),
-    case(
         "auxiliary-head-named-main",
         layers("c: conv 3x3 4", "main: gap aux=1", "g: gap"),
         "main:",

@@ -54,6 +54,10 @@ AGREEING = {
     "block-argument-named-i": HEAD
     + "blocks:\n  b:\n    args: [i]\n    layers:\n      - r: conv 3x3 4 same repeat=2\n"
     + "      - c: conv 3x3 $i\nlayers:\n  - x: b 5\n",
+    # A type chosen by a variable takes the defaults of the type its value names.
+    "variable-type-with-its-own-defaults": HEAD
+    + "vars: {pool: avg}\ndefaults:\n  maxpool: {padding: 1}\nlayers:\n  - a: conv 3x3 4 same\n"
+    + '  - p: {type: "${pool}pool", kernel: 3, stride: 1}\n',
     # Numbers that are not finite are written as float('nan') / float('inf') literals.
     "infinite-variable": HEAD + "vars: {big: .inf}\nlayers:\n  - c: conv 3x3 4\n",
 }
