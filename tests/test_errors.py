@@ -914,6 +914,12 @@ ONE_READING = [
         "s: repeat: a `add` row cannot be repeated",
     ),
     case(
+        "layer-parameter-not-a-number",
+        layers("c: conv 3x3 4", "n: lrn 3 k=.nan"),
+        ".nan",
+        "n: k: must be a finite number, got nan",
+    ),
+    case(
         "auxiliary-head-named-main",
         layers("c: conv 3x3 4", "main: gap aux=1", "g: gap"),
         "main:",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,8 @@ def number_check(kind: str, whole: bool = False) -> Callable[[Any], Any]:
             raise ValueError(
                 f"must be {kind}, got {value!r} (`/` divides to a float; `//` to a whole number)"
             )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"must be a finite number, got {value!r}")
         if whole and isinstance(value, int) and abs(value) > MAX_WHOLE_NUMBER:
             raise ValueError(f"must be {kind} up to {MAX_WHOLE_NUMBER}, got a larger one")
         return value
