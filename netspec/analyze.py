@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import SpecError
+from .errors import Location, SpecError, SpecWarning
 from .graph import INPUT, Graph, Node, Row
 from .layers import REGISTRY, Cost, Shape, ShapeError, format_shape
 from .rowsyntax import ExpectedCount
@@ -53,6 +53,7 @@ class Report:
     nodes: tuple[NodeReport, ...]
     output_shape: Shape
     heads: tuple[tuple[str, float], ...]
+    warnings: tuple[SpecWarning, ...] = ()
 
     @property
     def params(self) -> int:
@@ -102,6 +103,7 @@ class Report:
             "flops": 2 * self.macs,
             "train_macs": self.train_macs,
             "heads": [{"row": row, "weight": weight} for row, weight in self.heads],
+            "warnings": [str(warning) for warning in self.warnings],
         }
 
 
@@ -174,6 +176,33 @@ def check_expectation(row: Row, report: RowReport) -> None:
             )
 
 
+def unread_outputs(graph: Graph) -> tuple[SpecWarning, ...]:
+    """A warning for each layer whose output no layer reads and that is neither the network's
+    output nor an auxiliary head: its parameters are counted and trained for nothing (a
+    squeeze-and-excitation gate that multiplies nothing, a branch left out of a merge). One
+    warning per place in the spec, however many times a block repeats it."""
+    read = {name for node in graph.nodes for name in node.inputs}
+    read |= {graph.output, *(head.output for head in graph.heads)}
+    found: dict[Location | None, list[Node]] = {}
+    for node in graph.nodes:
+        if node.name not in read:
+            found.setdefault(node.origin, []).append(node)
+    warnings = []
+    for location, nodes in found.items():
+        times = f" (in {len(nodes)} places)" if len(nodes) > 1 else ""
+        warnings.append(
+            SpecWarning(
+                f"the output of this {nodes[0].op} row is never read{times}: no row takes it "
+                "as input, and it is not the network's output or an auxiliary head",
+                location,
+                path=nodes[0].trail,
+                hint="read it with `from=` (e.g. `multiply from=[x, gate]`), make it a head "
+                "with `aux=`, or remove the row",
+            )
+        )
+    return tuple(warnings)
+
+
 def analyze(graph: Graph) -> Report:
     """Infer every node's shape and cost, aggregate them per row, check the expectations."""
     shapes: dict[str, Shape] = {INPUT: graph.input_shape}
@@ -209,4 +238,5 @@ def analyze(graph: Graph) -> Report:
         tuple(node_reports.values()),
         shapes[graph.output],
         tuple((h.row, h.weight) for h in graph.heads),
+        unread_outputs(graph),
     )

@@ -16,10 +16,11 @@ from __future__ import annotations
 import ast
 import keyword
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .analyze import Report
 from .errors import SpecError
+from .expr import INPUT_AXES, ROW_INPUT
 from .graph import Graph
 from .layers import REGISTRY, LayerType, format_shape
 from .parse import VarText
@@ -75,6 +76,8 @@ class Scope:
     parent: Scope | None = None
     prefix: str = ""
     """Prepended to local variable names of rows inside inline groups (`b3x3_reduce`)."""
+    row_input: str | None = None
+    """The shape expression of the row being written's input: what `in.c` reads."""
 
     def lookup(self, name: str) -> Value:
         scope: Scope | None = self
@@ -168,6 +171,14 @@ class Generator:
         Python source, variables renamed to the generated code's identifiers."""
 
         class Rename(ast.NodeTransformer):
+            def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+                # the parser allows only in.h, in.w and in.c, and only within rows
+                assert isinstance(node.value, ast.Name) and node.value.id == ROW_INPUT
+                assert scope.row_input is not None
+                shape = ast.parse(scope.row_input, mode="eval").body
+                index = ast.Constant(INPUT_AXES[node.attr])
+                return ast.copy_location(ast.Subscript(shape, index, ast.Load()), node)
+
             def visit_Name(self, node: ast.Name) -> ast.AST:
                 if node.id in CONSTANTS:
                     return ast.Constant(CONSTANTS[node.id])
@@ -182,7 +193,7 @@ class Generator:
                     node.func = ast.Attribute(ast.Name(module, ast.Load()), attr, ast.Load())
                 return node
 
-        key = (ast.dump(tree), tuple(sorted(scope.variables.items())))
+        key = (ast.dump(tree), tuple(sorted(scope.variables.items())), scope.row_input)
         if key not in self.translations:
             copy = ast.parse(ast.unparse(tree), mode="eval").body
             self.translations[key] = ast.unparse(Rename().visit(copy))
@@ -217,6 +228,7 @@ class Generator:
         if top_level:
             self.row_comment(row, out)
         inputs = [scope.lookup(n) for n in row.inputs] if row.inputs else [chain]
+        scope = replace(scope, row_input=inputs[0].shape)
         is_aux = row.aux is not None
         init_start, call_start = len(out.init), len(out.call)
         if row.repeat is not None:
@@ -371,7 +383,9 @@ class Generator:
         inputs: list[Value],
     ) -> str:
         """`repeat=N`: N copies chained, held in an nnx.List; `i` is the repetition index."""
-        inner = Scope({**scope.variables, "i": "i"}, scope.defaults, parent=scope)
+        inner = Scope(
+            {**scope.variables, "i": "i"}, scope.defaults, parent=scope, row_input="shape"
+        )
         body = row.body
         if isinstance(body, LayerCall | BlockCall):
             ctor = self.constructor(body, inner, [Value("", "shape")])
@@ -507,7 +521,8 @@ class Generator:
             out.call.append(f"{var} = jnp.concatenate([{joined}], axis=-1)")
             return Value(var, "concat_shape(" + ", ".join(v.shape for v in values) + ")")
         out.call.append(f"{var} = " + " + ".join(v.var for v in values))
-        return Value(var, values[0].shape)
+        # a 1x1xC or HxWx1 branch broadcasts: the sum has the full shape, whichever branch it is
+        return Value(var, "add_shape(" + ", ".join(v.shape for v in values) + ")")
 
     def network_class(self) -> str:
         cls = self.unique_class(self.graph.name, suffix="Net")

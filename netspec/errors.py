@@ -69,6 +69,11 @@ class SpecError(Exception):
         return text
 
 
+class SpecWarning(SpecError):
+    """Something in a spec that compiles but is probably not what the author meant (a row whose
+    output nothing reads). Rendered like a SpecError; never raised by netspec."""
+
+
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
     """A ``did you mean 'x'?`` hint for the closest candidate, or None if nothing is close."""
     matches = difflib.get_close_matches(str(word), sorted(set(candidates)), n=1, cutoff=0.6)

@@ -14,14 +14,15 @@ layer's params model). Scoping (docs/spec-format.md):
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .analyze import infer_node
 from .errors import Location, SpecError, did_you_mean
-from .expr import ExprError, evaluate_pieces, resolve_variables
+from .expr import ROW_INPUT, ExprError, evaluate_pieces, resolve_variables
 from .graph import INPUT, Expectation, Graph, Head, Node, Row
-from .layers import ALIASES, REGISTRY, LayerType
+from .layers import ALIASES, REGISTRY, LayerType, Shape
 from .load import resolve_scalar
 from .parse import VarText
 from .rowsyntax import ExpectedCount
@@ -62,6 +63,8 @@ class Scope:
     outputs: dict[str, str] = field(default_factory=dict)
     parent: Scope | None = None
     train_only: bool = False
+    row_input: str | None = None
+    """The node a row reads (its first input): `in.c` in the row's values is its channels."""
 
     def lookup(self, name: str) -> str:
         scope: Scope | None = self
@@ -88,6 +91,29 @@ class Scope:
         return Scope(**values)
 
 
+class RowVariables(Mapping[str, Any]):
+    """A row's variables with `in` (its input shape `[H, W, C]`), inferred only when read."""
+
+    def __init__(self, variables: Mapping[str, Any], input_shape: Callable[[], Shape]) -> None:
+        self.variables = variables
+        self.input_shape = input_shape
+
+    def __getitem__(self, name: str) -> Any:
+        if name == ROW_INPUT:
+            return list(self.input_shape())
+        return self.variables[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name == ROW_INPUT or name in self.variables
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.variables
+        yield ROW_INPUT
+
+    def __len__(self) -> int:
+        return len(self.variables) + 1
+
+
 class Expander:
     """Evaluates a SpecTree into nodes, table rows and auxiliary heads."""
 
@@ -96,6 +122,17 @@ class Expander:
         self.nodes: list[Node] = []
         self.rows: list[Row] = []
         self.heads: list[Head] = []
+        self.shapes: dict[str, Shape] = {}
+        self.shaped = 0  # how many of self.nodes have their shape in self.shapes
+
+    def shape_of(self, name: str) -> Shape:
+        """A node's output shape, inferring the nodes emitted so far as the analysis does
+        (only rows that read `in` need it while expanding)."""
+        while name not in self.shapes:
+            node = self.nodes[self.shaped]
+            self.shapes[node.name] = infer_node(node, self.shapes)[0]
+            self.shaped += 1
+        return self.shapes[name]
 
     # ---- values ----------------------------------------------------------------------------
 
@@ -107,7 +144,7 @@ class Expander:
         if not isinstance(raw, Template):
             return raw
         try:
-            result = evaluate_pieces(raw.pieces, scope.variables)
+            result = evaluate_pieces(raw.pieces, self.variables_of(scope))
         except ExprError as error:
             raise error.with_context(
                 location=value.location.shifted(error.offset + raw.shift)
@@ -127,6 +164,13 @@ class Expander:
                     field=what,
                 ) from None
         return result
+
+    def variables_of(self, scope: Scope) -> Mapping[str, Any]:
+        """What an expression in `scope` reads: the variables, and `in` within a row."""
+        source = scope.row_input
+        if source is None:
+            return scope.variables
+        return RowVariables(scope.variables, lambda: self.shape_of(source))
 
     def condition(self, value: Value, scope: Scope) -> bool:
         result = self.evaluate(value, scope, "if")
@@ -208,12 +252,13 @@ class Expander:
     def row(self, row: RowNode, scope: Scope, chain: str) -> tuple[str, bool]:
         """One row (maybe repeated); returns (output node, whether it is an auxiliary head).
         A row switched off by `if` passes `chain` (the previous row's output) through."""
+        inputs = [scope.lookup(n) for n in row.inputs] if row.inputs else [chain]
+        scope.row_input = inputs[0]
         if row.condition is not None and not self.condition(row.condition, scope):
             return chain, False
         weight = self.aux_weight(row.aux, scope)
         if weight is not None:
             scope.train_only = True
-        inputs = [scope.lookup(n) for n in row.inputs] if row.inputs else [chain]
         count = self.repeat_count(row.repeat, scope)
         path = f"{scope.prefix}{row.name}"
         if count is None:
@@ -225,6 +270,7 @@ class Expander:
                     variables={**scope.variables, "i": i}, trail=f"{scope.trail}[{i}]"
                 )
                 copy.parent, copy.outputs = scope.parent, scope.outputs
+                copy.row_input = current[0]
                 try:
                     output = self.body(row, copy, current, f"{path}/{i}")
                 except TooManyNodes:
@@ -527,6 +573,7 @@ class Expander:
         self.variables = self.resolve_variables(overrides)
         input_shape = self.input_shape()
         scope = Scope(self.variables, (self.tree.defaults,), "", "", "", INPUT)
+        self.shapes = {INPUT: input_shape}
         output = self.sequence(self.tree.layers, scope, top_level=True)
         return Graph(
             self.tree.name,

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import ast
 import functools
+import io
+import itertools
 import math
 import operator
 import re
+import tokenize
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -40,6 +43,16 @@ _LITERAL_NAMES: dict[str, Value] = {
     "None": None,
 }
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+ROW_INPUT = "\u0131n"
+"""The variable that holds a row's input shape `[H, W, C]`. Specs write `in.h`, `in.w`,
+`in.c` (`$in.c` or `${in.c * 2}`); `in` is a Python keyword, so the parser reads the text with
+`in` spelled as this name (dotless i, n: the same length, and no spec variable can be named so,
+since variable names are ASCII)."""
+INPUT_AXES = {"h": 0, "w": 1, "c": 2}
+"""`in.h`, `in.w`, `in.c`: the index of each in the row input's shape."""
+_INPUT_TEXT = re.compile(r"\bin(?=\s*\.\s*[A-Za-z_])")
+_INPUT_REFERENCE = re.compile(r"in\.[A-Za-z_][A-Za-z0-9_]*")
 _NO_VARIABLES: Mapping[str, Value] = MappingProxyType({})
 
 
@@ -363,11 +376,32 @@ def _parse(expression: str, base: int) -> tuple[ast.expr, _Source]:
     if not text.strip():
         raise ExprError("empty expression", offset=base, hint="write an expression, e.g. ${a * 2}")
     try:
-        return ast.parse(text, mode="eval").body, source
+        return ast.parse(_spell_row_input(text), mode="eval").body, source
     except SyntaxError as error:
         raise _syntax_error(error, source) from None
     except (ValueError, RecursionError, MemoryError):
         raise ExprError(f"invalid expression '{text.strip()}'", offset=source.base) from None
+
+
+def _spell_row_input(text: str) -> str:
+    """`in.c` -> ROW_INPUT + `.c` where `in` is a name (not inside a string literal)."""
+    if "in" not in text or "." not in text:
+        return text
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return text  # ast.parse reports the problem
+    starts = [
+        token.start[1]
+        for token, following in itertools.pairwise(tokens)
+        if token.type == tokenize.NAME
+        and token.string == "in"
+        and following.string == "."
+        and _INPUT_TEXT.match(text, token.start[1])
+    ]
+    for start in starts:
+        text = text[:start] + ROW_INPUT + text[start + 2 :]
+    return text
 
 
 def _syntax_error(error: SyntaxError, source: _Source) -> ExprError:
@@ -376,6 +410,12 @@ def _syntax_error(error: SyntaxError, source: _Source) -> ExprError:
     if column < 0 or column > len(source.text):
         column = len(source.text.rstrip())
     hint = None
+    if source.text.strip() == "in":
+        return ExprError(
+            "'in' alone is not a value: write in.h, in.w or in.c (the height, width or channels "
+            "of the row's input)",
+            offset=source.base,
+        )
     if "$" in source.text:
         hint = "inside ${...} write variable names without '$', e.g. ${width * 2}"
     return ExprError(
@@ -435,11 +475,48 @@ class _Evaluator:
     def name(self, node: ast.Name) -> Value:
         if node.id in _LITERAL_NAMES:
             return _LITERAL_NAMES[node.id]
+        if node.id == ROW_INPUT:
+            self.row_input_problem(node)
         if node.id in self.variables:
             return self.variables[node.id]
         if node.id in _FUNCTIONS:
             self.fail(f"'{node.id}' is a function; call it, e.g. {node.id}(x)", node)
         self.fail(f"undefined variable '{node.id}'", node, hint=self.undefined_hint(node.id))
+
+    def row_input_problem(self, node: ast.Name) -> NoReturn:
+        """`in` written where no row input exists, or without `.h`, `.w` or `.c`."""
+        if ROW_INPUT not in self.variables and ROW_INPUT not in self.names:
+            self.fail(
+                "'in' (the shape of a row's input) is known only in a row's values",
+                node,
+                hint="use it in a layer row, `if` or `repeat`; not in vars, defaults or expect",
+            )
+        self.fail(
+            "write in.h, in.w or in.c: the height, width or channels of the row's input", node
+        )
+
+    def attribute(self, node: ast.Attribute) -> Value:
+        """`in.h`, `in.w`, `in.c`: the only attributes an expression can read."""
+        self.check_attribute(node)
+        assert isinstance(node.value, ast.Name)
+        if ROW_INPUT not in self.variables:
+            self.row_input_problem(node.value)
+        shape = self.variables[ROW_INPUT]
+        assert isinstance(shape, list)
+        return shape[INPUT_AXES[node.attr]]
+
+    def check_attribute(self, node: ast.Attribute) -> None:
+        """Refuse any attribute but `in.h`, `in.w`, `in.c`."""
+        if not (isinstance(node.value, ast.Name) and node.value.id == ROW_INPUT):
+            self.forbidden(node)
+        if node.attr not in INPUT_AXES:
+            at = self.source.offset(node, end=True) - len(node.attr)
+            self.fail(
+                f"the row's input has no '.{node.attr}'",
+                node,
+                offset=at,
+                hint="write in.h, in.w or in.c (height, width, channels)",
+            )
 
     def undefined_hint(self, name: str) -> str | None:
         hint = did_you_mean(name, self.names)
@@ -568,6 +645,7 @@ class _Evaluator:
         ast.IfExp: if_else,
         ast.Subscript: subscript,
         ast.Call: call,
+        ast.Attribute: attribute,
     }
 
 
@@ -597,6 +675,7 @@ def check_expression(expression: str, names: Collection[str]) -> ast.expr:
     tree, source = _parse(expression, 0)
     checker = _Evaluator(source, {}, names)
     called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    read: set[int] = set()  # the `in` of each `in.c`: ast.walk visits the parent first
     for node in ast.walk(tree):
         if isinstance(node, ast.expr_context):
             continue
@@ -607,6 +686,13 @@ def check_expression(expression: str, names: Collection[str]) -> ast.expr:
             continue
         if type(node) not in _Evaluator._HANDLERS:
             checker.forbidden(node)
+        if isinstance(node, ast.Attribute):
+            checker.check_attribute(node)
+            if ROW_INPUT not in names:
+                checker.row_input_problem(node.value)  # type: ignore[arg-type]
+            read.add(id(node.value))
+        elif isinstance(node, ast.Name) and node.id == ROW_INPUT and id(node) not in read:
+            checker.row_input_problem(node)
         if isinstance(node, ast.Constant):
             checker.constant(node)
         elif isinstance(node, ast.Call) and not (
@@ -634,7 +720,7 @@ class _Reference:
     offset: int
 
 
-def _closing_brace(text: str, start: int) -> int:
+def closing_brace(text: str, start: int) -> int:
     """Index of the `}` that closes a `${` whose expression starts at `start`, or -1."""
     depth, quote, index = 0, "", start
     while index < len(text):
@@ -658,7 +744,7 @@ def _closing_brace(text: str, start: int) -> int:
 def _reference_at(text: str, dollar: int) -> tuple[_Reference, int]:
     """The reference whose `$` is at `dollar`, and the index just past it."""
     if text.startswith("{", dollar + 1):
-        close = _closing_brace(text, dollar + 2)
+        close = closing_brace(text, dollar + 2)
         if close < 0:
             raise ExprError(
                 "unterminated '${' (no matching '}')",
@@ -666,7 +752,7 @@ def _reference_at(text: str, dollar: int) -> tuple[_Reference, int]:
                 hint="close the expression with '}' and check its quotes",
             )
         return _Reference(text[dollar + 2 : close], dollar + 2), close + 1
-    match = _NAME_RE.match(text, dollar + 1)
+    match = _INPUT_REFERENCE.match(text, dollar + 1) or _NAME_RE.match(text, dollar + 1)
     if match is None:
         raise ExprError(
             "'$' must be followed by '{', a variable name or another '$'",

@@ -34,6 +34,7 @@ from yaml.scanner import Scanner
 
 from netspec.errors import Location, SpecError
 
+from .expr import closing_brace
 from .values import _FALSE, _FLOAT, _HEX, _INF, _INT, _NAN, _NULL, _OCT, _TRUE, read_scalar
 
 try:
@@ -119,10 +120,13 @@ def load_yaml(source: str | bytes, filename: str) -> object:
     text = _decode(source, filename)
     if _is_blank(text):  # checked before parsing: tabs on blank lines would be a syntax error
         raise SpecError(_EMPTY_MESSAGE, Location(filename, 1, 1), hint=_EMPTY_HINT)
+    masked, expressions = mask_expressions(text)
     try:
-        root, aliases = _compose(text, filename)
+        root, aliases = _compose(masked, filename)
         if root is None or _is_empty_scalar(root):
             raise SpecError(_EMPTY_MESSAGE, Location(filename, 1, 1), hint=_EMPTY_HINT)
+        if expressions:
+            _unmask(root, expressions)
         return _Builder(filename, root, aliases).build()
     except MarkedYAMLError as err:
         raise _syntax_error(err, text, filename) from None
@@ -133,6 +137,65 @@ def load_yaml(source: str | bytes, filename: str) -> object:
             f"the document is nested too deeply to read (the limit is {MAX_DEPTH} levels)",
             Location(filename, 1, 1),
         ) from None
+
+
+_MASK_FIRST, _MASK_BASE = 0xE000, 0x1900  # the private-use area U+E000..U+F8FF
+_MASK_CHARS = re.compile("[\ue000-\uf8ff]")
+_MASKED = re.compile("\\$[\ue000-\uf8ff]+")
+
+
+def mask_expressions(text: str) -> tuple[str, dict[str, str]]:
+    """`text` with each one-line `${...}` replaced by a placeholder of the same length that
+    YAML reads as plain text (so `[conv 1x1 ${c * 2}, relu]` is a two-item flow list, not a
+    syntax error at `{`), and the placeholders' original texts. Lines and columns do not move.
+
+    An expression with quotes or backslashes is left as written: in a quoted scalar YAML would
+    unescape it, so restoring the raw text would change its value."""
+    if "${" not in text or _MASK_CHARS.search(text):
+        return text, {}
+    pieces: list[str] = []
+    originals: dict[str, str] = {}
+    start = 0
+    while (dollar := text.find("${", start)) >= 0:
+        close = closing_brace(text, dollar + 2)
+        span = text[dollar : close + 1]
+        placeholder = _placeholder(len(originals), len(span))
+        if close < 0 or placeholder is None or any(c in span for c in "\n\r'\"\\"):
+            pieces.append(text[start : dollar + 2])
+            start = dollar + 2
+            continue
+        originals[placeholder] = span
+        pieces += [text[start:dollar], placeholder]
+        start = close + 1
+    return "".join(pieces) + text[start:], originals
+
+
+def _placeholder(number: int, length: int) -> str | None:
+    """`$` and private-use characters spelling `number`, `length` characters in all."""
+    digits = []
+    for _ in range(length - 1):
+        number, digit = divmod(number, _MASK_BASE)
+        digits.append(chr(_MASK_FIRST + digit))
+    return None if number else "$" + "".join(digits)
+
+
+def _unmask(root: Node, originals: dict[str, str]) -> None:
+    """Put the expressions `mask_expressions` hid back into the scalars of a node graph."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, ScalarNode):
+            if "$" in node.value:
+                node.value = _MASKED.sub(lambda m: originals.get(m.group(), m.group()), node.value)
+        elif isinstance(node, SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, MappingNode):
+            for key, value in node.value:
+                stack += [key, value]
 
 
 def locate(root: object, path: tuple[str | int, ...]) -> Location | None:
@@ -393,6 +456,14 @@ def _syntax_error(err: MarkedYAMLError, text: str, filename: str) -> SpecError:
             location,
             hint=_AT_CHARACTER["&"],
         )
+    after_list = _text_after_flow_row(text, mark)
+    if after_list is not None:
+        return SpecError(
+            f"`{after_list}` after the closing `]`: YAML ends a `[...]` row at its bracket",
+            location,
+            hint="write `expect: ...` (or `from:`, `if:`, ...) as a key on the next line, lined "
+            "up with the row's name, or write the row as `layers:` with one row per line",
+        )
     problem = (err.problem or err.context or "not valid YAML").strip()
     message = f"invalid YAML: {problem}"
     opened = _opened_at(err, text)
@@ -400,6 +471,17 @@ def _syntax_error(err: MarkedYAMLError, text: str, filename: str) -> SpecError:
         kind, _ = _OPENERS[opened[0]]
         message += f" (in the {kind} that starts at line {opened[1]}, column {opened[2]})"
     return SpecError(message, location, hint=_syntax_hint(text, mark, opened))
+
+
+def _text_after_flow_row(text: str, mark: Mark | None) -> str | None:
+    """The words after a row's `[...]` (`-> 8x8x8`) where YAML complains about them."""
+    if mark is None:
+        return None
+    before = _line_at(text, mark)[: mark.column].rstrip()
+    rest = _line_at(text, mark)[mark.column :].split(" #")[0].strip()
+    if not before.endswith("]") or not rest or ": [" not in before:
+        return None
+    return rest
 
 
 def _opened_at(err: MarkedYAMLError, text: str) -> tuple[str, int, int] | None:

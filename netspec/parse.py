@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .errors import Location, SpecError, did_you_mean
-from .expr import ExprError, check_expression, split_template
+from .expr import ROW_INPUT, ExprError, check_expression, split_template
 from .graph import INPUT
 from .layers import ALIASES, REGISTRY, LayerType
 from .load import YamlMap, YamlSeq, load_yaml, resolve_scalar
@@ -305,7 +305,12 @@ class Parser:
         name, body, body_location, options, row_location, explicit = self.split_item(
             raw, location, auto, ctx, names
         )
-        row_ctx = replace(ctx, trail=f"{ctx.trail} > {name}".lstrip(" >"), top_level=False)
+        row_ctx = replace(
+            ctx,
+            trail=f"{ctx.trail} > {name}".lstrip(" >"),
+            top_level=False,
+            variables=ctx.variables | {ROW_INPUT},  # `in.c`: the row's input shape
+        )
         compact: CompactRow | None = None
         if isinstance(body, str):
             compact = self.parse_row_string(body, body_location, row_ctx)
@@ -354,7 +359,13 @@ class Parser:
         condition = self.option(options.get("if"), row_ctx, "if")
         repeat = self.option(options.get("repeat"), row_ctx, "repeat")
         aux = self.option(options.get("aux"), row_ctx, "aux")
-        expect = self.expectation(options["expect"], row_ctx) if "expect" in options else None
+        expect = (
+            self.expectation(
+                options["expect"], replace(row_ctx, variables=row_ctx.variables - {ROW_INPUT})
+            )
+            if "expect" in options
+            else None
+        )
         # Rows inside a repeated row read only each other and the copy's input: every copy is
         # one instance of the same class in the generated code.
         body_names = Names() if in_repeat else names
@@ -1188,6 +1199,7 @@ def referenced(body: Sequence, defaults: Defaults) -> set[str]:
         for _, v in entry:
             value(v)
     found.discard("i")
+    found.discard(ROW_INPUT)
     return found
 
 

@@ -886,7 +886,10 @@ class Writer:
 
     def block_sep(self, name: str) -> Block:
         c, f = "channels", "f"
-        rows = [Row("dw", f"conv 3x3 ${c} same groups=${c}"), Row("pw", f"conv 1x1 ${f} relu")]
+        depthwise = self.pick(
+            [f"conv 3x3 ${c} same groups=${c}", "conv 3x3 $in.c same groups=$in.c"]
+        )
+        rows = [Row("dw", depthwise), Row("pw", f"conv 1x1 ${f} relu")]
         lines = [*self.block_header(name, [c, f"{{{f}: 8}}"]), "    layers:", *render_rows(rows, 6)]
 
         def call(shape: Shape) -> tuple[list[str], dict[str, str], Shape] | None:
@@ -1015,6 +1018,12 @@ class Writer:
             words.append("bias=false")
         if c % 2 == 0 and filters % 2 == 0 and self.chance(0.06):
             words.append("groups=2")
+        filters_text = self.int_text(filters)
+        if c <= 16 and self.chance(0.08):  # filters from the input's channels (`in.c`)
+            factor = self.pick([1, 2])
+            filters, filters_text = c * factor, "$in.c" if factor == 1 else "${in.c * 2}"
+            if "groups=2" not in words and self.chance(0.5):
+                words.append("groups=$in.c")  # depthwise (or a channel multiplier of 2)
         oh = window_out(h, kh, s, effective, dilation)
         ow = window_out(w, kw, s, effective, dilation)
         if oh < 1 or ow < 1:
@@ -1025,7 +1034,7 @@ class Writer:
                 kernel = self.pick(["$xs", "${xs}", "${[xs[0], 3]}"])
             body = {
                 "type": self.pick(["conv", "conv", "convolution"]),
-                "filters": self.int_text(filters),
+                "filters": filters_text,
                 "kernel": kernel,
             }
             if s != 1:
@@ -1043,7 +1052,7 @@ class Writer:
                 filters,
             )
         words = sorted(filter(None, words), key=lambda word: "=" in word)  # flags first
-        text = " ".join(["conv", self.window_text(kh, kw, s), self.int_text(filters), *words])
+        text = " ".join(["conv", self.window_text(kh, kw, s), filters_text, *words])
         return Row(self.row_name(), text), (oh, ow, filters)
 
     def pool_row(self, shape: Shape) -> tuple[Row, Shape] | None:

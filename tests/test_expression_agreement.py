@@ -10,12 +10,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netspec.emit import Generator, Scope
-from netspec.expr import ExprError, check_expression, evaluate
+from netspec.expr import ROW_INPUT, ExprError, check_expression, evaluate
 from netspec.tree import Defaults
 
 VARIABLES = {"a": 7, "b": -3, "c": 2.5, "xs": [4, 1, 9], "t": True, "s": "ab"}
+ROW_INPUT_SHAPE = (12, 10, 24)
+"""The shape `in.h`, `in.w` and `in.c` read: a list for the evaluator, the generated code's
+`shape` tuple for Python."""
 
-atoms = st.sampled_from(["a", "b", "c", "xs", "t", "s", "0", "1", "2", "-4", "0.5", "true", "none"])
+ROW_INPUT_ATOMS = ("in.h", "in.w", "in.c")
+atoms = st.sampled_from(
+    ["a", "b", "c", "xs", "t", "s", "0", "1", "2", "-4", "0.5", "true", "none", *ROW_INPUT_ATOMS]
+)
 
 
 def combine(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
@@ -47,16 +53,18 @@ def python_value(expression: str) -> object:
     generator.translations = {}
     names = {name: name for name in VARIABLES}
     source = generator.translate_expression(
-        check_expression(expression, VARIABLES), Scope(names, (Defaults(),))
+        check_expression(expression, [*VARIABLES, ROW_INPUT]),
+        Scope(names, (Defaults(),), row_input="shape"),
     )
-    return eval(source, {"math": math, "__builtins__": __builtins__}, dict(VARIABLES))
+    namespace = {**VARIABLES, "shape": ROW_INPUT_SHAPE}
+    return eval(source, {"math": math, "__builtins__": __builtins__}, namespace)
 
 
 @settings(max_examples=400, deadline=None)
 @given(expressions)
 def test_evaluator_and_generated_code_agree(expression: str) -> None:
     try:
-        expected = evaluate(expression, VARIABLES)
+        expected = evaluate(expression, {**VARIABLES, ROW_INPUT: list(ROW_INPUT_SHAPE)})
     except ExprError:
         return  # refused by netspec: no model is built from it
     actual = python_value(expression)

@@ -53,7 +53,7 @@ def test_the_generator_is_deterministic_and_covers_the_grammar() -> None:
         "${", "$", "//", "ceil(", "max(", "dropout", "batchnorm", "bn", "maxpool", "avgpool",
         "global_avgpool", "gap", "flatten", "dense", "zeropad", "lrn", "relu", "softmax",
         "padding=", "same", "valid", "groups=", "dilation=", "rounding", "ceil", "input",
-        "description:", "dtype:", "act",
+        "description:", "dtype:", "act", "$in.c", "${in.c * 2}", "groups=$in.c",
     ]  # fmt: skip
     assert [f for f in features if f not in text] == []
     assert sum(bool(s.overrides) for s in specs) > 30
