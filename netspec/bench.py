@@ -1,7 +1,8 @@
 """`netspec bench`: time the compiled train step (and inference) on synthetic data.
 
 The step is the one `netspec train` runs (forward, loss with auxiliary heads, backward, SGD
-with momentum, batch-norm statistics; buffers donated). Each timed step waits for its result,
+with momentum, batch-norm statistics; buffers donated); a per-pixel network (output H x W x K)
+gets random per-pixel labels and the per-pixel step. Each timed step waits for its result,
 so a step's time is what the device spent on it; the median over the timed steps is reported.
 """
 
@@ -70,16 +71,23 @@ def bench(
     import jax.numpy as jnp
     import optax
 
+    from .train.segmentation import is_per_pixel, make_segmentation_steps, zero_sums
     from .train.steps import initial_state, make_steps
 
     model = compiled.build(seed=0, dtype=None if dtype == "float32" else dtype)
     tx = optax.sgd(0.01, momentum=0.9)
-    graphdef, state = initial_state(model, tx)
-    train = make_steps(graphdef, tx, model.loss_weights, 0.0)
+    height, width, classes = compiled.report.output_shape
+    if is_per_pixel(compiled.report.output_shape):  # labels per pixel, as `netspec train`
+        graphdef, state = initial_state(model, tx, zero_sums(classes))
+        train = make_segmentation_steps(graphdef, tx, classes, ignore_index=255)
+        label_shape: tuple[int, ...] = (batch, height, width)
+    else:
+        graphdef, state = initial_state(model, tx)
+        train = make_steps(graphdef, tx, model.loss_weights, 0.0)
+        label_shape = (batch,)
     shape = (batch, *compiled.graph.input_shape)
     images = jax.random.normal(jax.random.key(0), shape, jnp.float32)
-    classes = compiled.report.output_shape[2]
-    labels = jax.random.randint(jax.random.key(1), (batch,), 0, classes)
+    labels = jax.random.randint(jax.random.key(1), label_shape, 0, classes)
     mask = jnp.ones((batch,), jnp.float32)
 
     start = time.perf_counter()

@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--data",
         help="image folder, CIFAR-10 batches folder, MNIST IDX folder, "
-        ".npz file, or 'digits' (the default: scikit-learn's 8x8 digits)",
+        ".npz file, or 'digits' (the default: scikit-learn's 8x8 digits); for a per-pixel "
+        "network (output HxWxK), a folder with images/ and masks/ or 'shapes' (the default)",
     )
     train.add_argument(
         "--out", default="runs/latest", help="the run directory (default: runs/latest)"
@@ -107,10 +108,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
 
-    predict = commands.add_parser("predict", help="classify images with a trained run")
+    predict = commands.add_parser(
+        "predict", help="classify images with a trained run (per-pixel runs: write mask PNGs)"
+    )
     predict.add_argument("run", help="a run directory written by `netspec train`")
     predict.add_argument("images", nargs="+", help="image files")
     predict.add_argument("--top-k", type=int, default=5, help="how many classes to show")
+    predict.add_argument(
+        "--out",
+        metavar="DIR",
+        help="per-pixel runs: where the mask PNGs go (default: RUN/predictions)",
+    )
     predict.add_argument("--json", action="store_true", help="print the result as JSON")
 
     bench = commands.add_parser("bench", help="time the compiled train step on synthetic data")
@@ -130,6 +138,8 @@ def run_compile(args: argparse.Namespace) -> int:
     from .compiled import compile_with
 
     compiled = compile_with(args.spec, args.overrides, args.dtype, args.param_dtype)
+    for warning in compiled.report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     check, cached = None, False
     if not args.no_check:
         from .check import cached_check
@@ -234,7 +244,12 @@ def run_train(args: argparse.Namespace) -> int:
     except Stop as stop:
         print(f"error: {stop}", file=sys.stderr)
         return stop.code
-    if record:
+    if record and "val_miou" in record:
+        print(
+            f"done: val pixel accuracy {record['val_acc']:.2%}, mIoU {record['val_miou']:.2%} "
+            f"after {record['epoch']} epochs; run directory {options.out}"
+        )
+    elif record:
         print(
             f"done: val_acc {record['val_acc']:.2%} after {record['epoch']} epochs; "
             f"run directory {options.out}"
@@ -254,6 +269,9 @@ def run_eval(args: argparse.Namespace) -> int:
     result = evaluate_run(Path(args.run), args.data, out, skip_bad_images=args.skip_bad_images)
     if args.json:
         print(json.dumps(result, indent=1))
+        return 0
+    if "miou" in result:
+        print_segmentation_result(result)
         return 0
     top5 = f", top-5 {result['top5']:.2%}" if "top5" in result else ""
     print(f"{result['data']}: loss {result['loss']:.4f}, top-1 {result['top1']:.2%}{top5}")
@@ -279,14 +297,37 @@ def print_per_class(rows: list[dict]) -> None:
         )
 
 
+def print_segmentation_result(result: dict) -> None:
+    """A per-pixel run's eval: pixel accuracy, mIoU, then each class's IoU."""
+    print(
+        f"{result['data']}: loss {result['loss']:.4f}, pixel accuracy "
+        f"{result['pixel_accuracy']:.2%}, mIoU {result['miou']:.2%} "
+        f"({result['pixels']:,} pixels)"
+    )
+    rows = result["per_class"]
+    width = max([len("class"), *(len(row["class"]) for row in rows)])
+    print(f"  {'class':<{width}}  {'pixels':>10}  {'predicted':>10}  {'IoU':>7}")
+    for row in rows:
+        iou = "-" if row["iou"] is None else f"{row['iou']:.2%}"
+        print(f"  {row['class']:<{width}}  {row['pixels']:>10,}  {row['predicted']:>10,}  {iou:>7}")
+    for skipped in result["skipped"]:
+        print(f"skipped unreadable {skipped}", file=sys.stderr)
+    print(f"wrote {result['metrics']} and {Path(result['confusion_matrix']).name}")
+
+
 def run_predict(args: argparse.Namespace) -> int:
     from .train.use import predict
 
-    results = predict(Path(args.run), args.images, args.top_k)
+    out = Path(args.out) if args.out else None
+    results = predict(Path(args.run), args.images, args.top_k, out)
     if args.json:
         print(json.dumps(results, indent=1))
         return 0
     for result in results:
+        if "mask" in result:
+            shares = ", ".join(f"{name} {share:.1%}" for name, share in result["classes"].items())
+            print(f"{result['image']}: {result['mask']} ({shares})")
+            continue
         ranked = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in result["top"])
         print(f"{result['image']}: {ranked}")
     return 0

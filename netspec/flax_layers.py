@@ -18,16 +18,26 @@ from flax import nnx
 
 from .shapes import (
     add_shape,
+    channel_shuffle_shape,
     concat_shape,
     conv_shape,
+    conv_transpose_crops,
+    conv_transpose_shape,
     dense_shape,
     explicit_padding,
     flatten_shape,
     global_pool_shape,
+    groupnorm_shape,
     lrn_shape,
+    multiply_shape,
     pair,
     pool_shape,
     resolve_padding,
+    slice_bounds,
+    slice_shape,
+    split_bounds,
+    split_shape,
+    upsample_shape,
     zeropad_shape,
 )
 
@@ -63,6 +73,10 @@ ACTIVATIONS = {
     "elu": jax.nn.elu,
     "leaky_relu": lambda x: jax.nn.leaky_relu(x, negative_slope=0.01),
     "softplus": jax.nn.softplus,
+    "gelu_tanh": lambda x: jax.nn.gelu(x, approximate=True),
+    "hardswish": jax.nn.hard_swish,  # x * relu6(x + 3) / 6, as PyTorch
+    "hardsigmoid": jax.nn.hard_sigmoid,  # relu6(x + 3) / 6, as PyTorch
+    "mish": lambda x: x * jnp.tanh(jax.nn.softplus(x)),
 }
 """Element-wise activations by spec name; softmax is over channels (the last axis)."""
 
@@ -516,8 +530,8 @@ class Concat(nnx.Module):
 
 @flax_module("add")
 class Add(nnx.Module):
-    """Element-wise sum of inputs that all have one shape `(B, H, W, C)`; `in_shape` is the
-    list of input shapes."""
+    """Element-wise sum of inputs of one shape `(B, H, W, C)`, where a `(B, 1, 1, C)` or
+    `(B, H, W, 1)` input is broadcast over it; `in_shape` is the list of input shapes."""
 
     def __init__(
         self,
@@ -538,6 +552,397 @@ class Add(nnx.Module):
         return y
 
 
+# --- spatial layers (upsample, conv_transpose, slice, channel_shuffle)
+
+
+def _nearest_indices(size: int, out: int) -> np.ndarray:
+    """Source pixel of each of `out` output pixels, PyTorch's `mode="nearest"` along one axis:
+    `min(floor(i * float32(size / out)), size - 1)` in float32, exact for out = size, 2 * size."""
+    if out == size:
+        return np.arange(out, dtype=np.int32)
+    if out == 2 * size:
+        return np.arange(out, dtype=np.int32) // 2
+    scale = np.float32(size) / np.float32(out)
+    index = np.floor(np.arange(out, dtype=np.float32) * scale).astype(np.int32)
+    return np.minimum(index, size - 1)
+
+
+def _bilinear_taps(size: int, out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`(low, high, weight)` along one axis for half-pixel bilinear resizing (PyTorch's
+    `align_corners=False`): output `i` reads source `s = max((i + 0.5) * size / out - 0.5, 0)`
+    as `(1 - weight) * x[low] + weight * x[high]`, low = floor(s), high = min(low + 1, size - 1)."""
+    source = np.maximum((np.arange(out) + 0.5) * (size / out) - 0.5, 0.0)
+    low = np.minimum(np.floor(source).astype(np.int32), size - 1)
+    high = np.minimum(low + 1, size - 1)
+    return low, high, (source - low).astype(np.float32)
+
+
+@flax_module("upsample")
+class Upsample(nnx.Module):
+    """Upsampling `(B, H, W, C) -> (B, H * fh, W * fw, C)` by `factor`, or to `(B, *size, C)`.
+
+    `nearest` with a factor repeats each pixel; to a size it picks source pixels as PyTorch's
+    `F.interpolate(mode="nearest")` does (`_nearest_indices`). `bilinear` is PyTorch's
+    `align_corners=False` (half-pixel centres, edges clamped, no antialiasing), computed in
+    float32 for half-precision inputs. No parameters.
+    """
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        factor: int | tuple[int, int] | None = None,
+        size: int | tuple[int, int] | None = None,
+        mode: str = "nearest",
+        *,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs | None = None,
+    ) -> None:
+        if mode not in ("nearest", "bilinear"):
+            raise ValueError(f"Upsample mode must be 'nearest' or 'bilinear', got {mode!r}")
+        self.in_shape = _shape3(in_shape)
+        self.out_shape = upsample_shape(self.in_shape, factor, size)
+        self.mode = mode
+        self.repeats = pair(factor if factor is not None else 2) if size is None else None
+
+    def _resize_axis(self, x: jax.Array, axis: int) -> jax.Array:
+        """Resize axis 1 (height) or 2 (width) of `x` to its output size."""
+        size, out = self.in_shape[axis - 1], self.out_shape[axis - 1]
+        if self.mode == "nearest":
+            if self.repeats is not None:
+                return jnp.repeat(x, self.repeats[axis - 1], axis=axis)
+            return jnp.take(x, _nearest_indices(size, out), axis=axis)
+        low, high, weight = _bilinear_taps(size, out)
+        shape = [1, 1, 1, 1]
+        shape[axis] = out
+        weight = jnp.asarray(weight.reshape(shape), x.dtype)
+        return jnp.take(x, low, axis=axis) * (1 - weight) + jnp.take(x, high, axis=axis) * weight
+
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """`(B, H, W, C)` -> `(B, *out_shape)`, same dtype."""
+        acc = jnp.promote_types(x.dtype, jnp.float32) if _low_precision(x.dtype) else x.dtype
+        y = self._resize_axis(self._resize_axis(x.astype(acc), 1), 2)
+        return y.astype(x.dtype)
+
+
+@flax_module("conv_transpose")
+class ConvTranspose(nnx.Module):
+    """Transposed convolution `(B, H, W, C) -> (B, H', W', filters)`, then `activation`; the
+    sizes and padding as PyTorch's ConvTranspose2d (or `same`: H' = H * stride, as Keras).
+
+    Parameters: `kernel` `(kh, kw, C, filters // groups)` and `bias` `(filters,)`. Input
+    channel `c` (of group `c // (C // groups)`) adds `x[c] * kernel[a, b, c, j]` to output
+    pixel `(i * stride - pad + a, ...)` of channel `group * (filters // groups) + j`, as
+    PyTorch does. A PyTorch weight `(C, filters // groups, kh, kw)` is thus
+    `kernel = weight.permute(2, 3, 0, 1)`: no flip, no regrouping. Computed as a stride-1
+    convolution of the stride-dilated input with the spatially flipped kernel.
+    """
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        filters: int,
+        kernel: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding=0,
+        output_padding: int | tuple[int, int] = 0,
+        groups: int = 1,
+        bias: bool = True,
+        activation: str = "none",
+        *,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs | None = None,
+    ) -> None:
+        in_shape = _shape3(in_shape)
+        out_shape = conv_transpose_shape(
+            in_shape, filters, kernel, stride, padding, output_padding, groups
+        )
+        if rngs is None:
+            raise ValueError("ConvTranspose needs rngs to initialise its parameters")
+        kernel_hw, stride_hw = pair(kernel), pair(stride)
+        crops = conv_transpose_crops(in_shape, kernel_hw, stride_hw, padding, output_padding)
+        self.in_shape = in_shape
+        self.out_shape = out_shape
+        self.stride = stride_hw
+        self.groups = int(groups)
+        # pads of the stride-dilated input: kernel - 1 for the full output, less the crops
+        self.pads = tuple(
+            (k - 1 - low, k - 1 - high) for k, (low, high) in zip(kernel_hw, crops, strict=True)
+        )
+        self.activation = _check_activation(activation)
+        self.dtype = dtype
+        # LeCun normal over the kh * kw * C / groups inputs a conv of this kernel would have
+        init = nnx.initializers.variance_scaling(
+            float(groups), "fan_in", "truncated_normal", in_axis=(0, 1, 2), out_axis=3
+        )
+        shape = (*kernel_hw, in_shape[2], int(filters) // self.groups)
+        self.kernel = nnx.Param(init(rngs.params(), shape, param_dtype))
+        self.bias = nnx.Param(jnp.zeros((int(filters),), param_dtype)) if bias else nnx.data(None)
+
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """`(B, H, W, C)` -> `(B, *out_shape)`."""
+        dtype = self.dtype or jnp.result_type(x.dtype, self.kernel.dtype)
+        x, kernel = x.astype(dtype), self.kernel[...].astype(dtype)
+        kh, kw, channels, per_group = kernel.shape
+        groups = self.groups
+        # (kh, kw, C, F/g) -> flipped HWIO (kh, kw, C/g, F) for feature_group_count=g
+        rhs = kernel[::-1, ::-1].reshape(kh, kw, groups, channels // groups, per_group)
+        rhs = rhs.transpose(0, 1, 3, 2, 4).reshape(kh, kw, channels // groups, groups * per_group)
+        y = jax.lax.conv_general_dilated(
+            x,
+            rhs,
+            window_strides=(1, 1),
+            padding=self.pads,
+            lhs_dilation=self.stride,
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            feature_group_count=groups,
+        )
+        if self.bias is not None:
+            y = y + self.bias[...].astype(dtype).reshape(1, 1, 1, -1)
+        return activate(y, self.activation)
+
+
+@flax_module("slice")
+class Slice(nnx.Module):
+    """The channels `[start, stop)`: `(B, H, W, C) -> (B, H, W, stop - start)`; negative values
+    count from the end, an unset `stop` is C."""
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        start: int = 0,
+        stop: int | None = None,
+        *,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs | None = None,
+    ) -> None:
+        self.in_shape = _shape3(in_shape)
+        self.out_shape = slice_shape(self.in_shape, start, stop)
+        self.bounds = slice_bounds(self.in_shape, start, stop)
+
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """`(B, H, W, C)` -> `(B, H, W, stop - start)`."""
+        return x[..., self.bounds[0] : self.bounds[1]]
+
+
+@flax_module("split")
+class Split(nnx.Module):
+    """Piece `index` of the channels cut into `parts` equal pieces:
+    `(B, H, W, C) -> (B, H, W, C / parts)`."""
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        parts: int,
+        index: int,
+        *,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs | None = None,
+    ) -> None:
+        self.in_shape = _shape3(in_shape)
+        self.out_shape = split_shape(self.in_shape, parts, index)
+        self.bounds = split_bounds(self.in_shape, parts, index)
+
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """`(B, H, W, C)` -> `(B, H, W, C / parts)`."""
+        return x[..., self.bounds[0] : self.bounds[1]]
+
+
+@flax_module("channel_shuffle")
+class ChannelShuffle(nnx.Module):
+    """ShuffleNet's channel shuffle, `(B, H, W, C)` -> same shape: channels viewed as
+    `(groups, C // groups)`, transposed and flattened, so channel `g * (C // groups) + j` moves
+    to `j * groups + g` (torchvision's `channel_shuffle` order)."""
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        groups: int,
+        *,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs | None = None,
+    ) -> None:
+        self.in_shape = _shape3(in_shape)
+        self.out_shape = channel_shuffle_shape(self.in_shape, groups)
+        self.groups = int(groups)
+
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """`(B, H, W, C)` -> `(B, H, W, C)`, channels shuffled."""
+        *lead, channels = x.shape
+        y = x.reshape(*lead, self.groups, channels // self.groups)
+        return jnp.swapaxes(y, -1, -2).reshape(*lead, channels)
+
+
 class Group(nnx.Module):
     """An empty container for named submodules (an inception block's branches); attributes may
     be assigned after construction, e.g. `g = Group(); g.reduce = Conv(...)`."""
+
+
+# --- norms, gates and regularisers
+
+
+@flax_module("layernorm")
+class LayerNorm(nnx.LayerNorm):
+    """Normalise each pixel over its channels, `(B, H, W, C)` -> same shape (channels-last,
+    as ConvNeXt's LayerNorm2d; on `(B, 1, 1, N)` it is ordinary LayerNorm): `(x - mean) /
+    sqrt(var + eps) * scale + bias` with the biased variance over C. `eps` defaults to 1e-6
+    (ConvNeXt, Flax; PyTorch's nn.LayerNorm uses 1e-5). Parameters `scale` and `bias` `(C,)`;
+    statistics in float32 for half-precision inputs."""
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        eps: float = 1e-6,
+        scale: bool = True,
+        center: bool = True,
+        *,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs | None = None,
+    ) -> None:
+        in_shape = _shape3(in_shape)
+        super().__init__(
+            in_shape[2],
+            epsilon=float(eps),
+            use_scale=bool(scale),
+            use_bias=bool(center),
+            use_fast_variance=False,  # two passes: E[(x - mean)^2], as PyTorch
+            dtype=dtype,
+            param_dtype=param_dtype,
+            rngs=rngs if rngs is not None else nnx.Rngs(0),  # initialisers are constant
+        )
+        self.in_shape = in_shape
+        self.out_shape = in_shape
+
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """`(B, H, W, C)` -> same shape."""
+        return super().__call__(x)
+
+
+@flax_module("groupnorm")
+class GroupNorm(nnx.GroupNorm):
+    """Group normalisation, `(B, H, W, C)` -> same shape: the channels split into `groups`
+    consecutive groups, each normalised per example over its `(H, W, C / groups)` values with
+    the biased variance, then `* scale + bias` per channel (PyTorch's nn.GroupNorm). Parameters
+    `scale` and `bias` `(C,)`; no running statistics."""
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        groups: int = 32,
+        eps: float = 1e-5,
+        scale: bool = True,
+        center: bool = True,
+        *,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs | None = None,
+    ) -> None:
+        if groups < 1:
+            raise ValueError(f"GroupNorm groups must be positive, got {groups}")
+        in_shape = _shape3(in_shape)
+        out_shape = groupnorm_shape(in_shape, groups)
+        super().__init__(
+            in_shape[2],
+            num_groups=int(groups),
+            epsilon=float(eps),
+            use_scale=bool(scale),
+            use_bias=bool(center),
+            use_fast_variance=False,
+            dtype=dtype,
+            param_dtype=param_dtype,
+            rngs=rngs if rngs is not None else nnx.Rngs(0),  # initialisers are constant
+        )
+        self.in_shape = in_shape
+        self.out_shape = out_shape
+
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """`(B, H, W, C)` -> same shape."""
+        return super().__call__(x)
+
+
+@flax_module("drop_path")
+class DropPath(nnx.Dropout):
+    """Stochastic depth: when `train`, zero each example's whole `(H, W, C)` input with
+    probability `rate` and scale the kept ones by 1/(1-rate); identity otherwise.
+
+    One Bernoulli draw per example (a dropout mask broadcast over height, width and channels),
+    from the same RNG stream as Dropout (the `dropout` stream of the Rngs given at
+    construction, or its `default` stream), forked at construction and advanced on each call.
+    """
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        rate: float,
+        *,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs | None = None,
+    ) -> None:
+        if not 0 <= rate < 1:
+            raise ValueError(f"DropPath rate must be in [0, 1), got {rate}")
+        if rate > 0 and rngs is None:
+            raise ValueError("DropPath with rate > 0 needs rngs for its masks")
+        super().__init__(float(rate), broadcast_dims=(1, 2, 3), rngs=rngs)
+        self.in_shape = _shape3(in_shape)
+        self.out_shape = self.in_shape
+
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """`(B, H, W, C)` -> same shape."""
+        return super().__call__(x, deterministic=not train)
+
+
+@flax_module("layer_scale")
+class LayerScale(nnx.Module):
+    """`x * gamma` with a learnable per-channel factor: `(B, H, W, C)` -> same shape.
+    Parameter `gamma` `(C,)`, every entry `init` at first (ConvNeXt: 1e-6)."""
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        init: float = 1e-6,
+        *,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs | None = None,
+    ) -> None:
+        self.in_shape = _shape3(in_shape)
+        self.out_shape = self.in_shape
+        self.dtype = dtype
+        self.gamma = nnx.Param(jnp.full((self.in_shape[2],), float(init), param_dtype))
+
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """`(B, H, W, C)` -> same shape; in `dtype`, or else the promoted type of x and gamma."""
+        gamma = self.gamma[...]
+        dtype = self.dtype or jnp.promote_types(x.dtype, gamma.dtype)
+        return x.astype(dtype) * gamma.astype(dtype).reshape(1, 1, 1, -1)
+
+
+@flax_module("multiply")
+class Multiply(nnx.Module):
+    """Element-wise product of inputs of one shape `(B, H, W, C)`, where a `(B, 1, 1, C)`
+    (e.g. a squeeze-excitation gate) or `(B, H, W, 1)` input is broadcast over it; `in_shape`
+    is the list of input shapes."""
+
+    def __init__(
+        self,
+        in_shape: list[tuple[int, int, int]],
+        *,
+        dtype=None,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs | None = None,
+    ) -> None:
+        self.in_shapes = tuple(_shape3(s) for s in in_shape)
+        self.out_shape = multiply_shape(*self.in_shapes)
+
+    def __call__(self, xs: list[jax.Array], train: bool = False) -> jax.Array:
+        """List of `(B, H, W, C)`, `(B, 1, 1, C)` or `(B, H, W, 1)` -> `(B, H, W, C)`."""
+        y = xs[0]
+        for x in xs[1:]:
+            y = y * x
+        return y

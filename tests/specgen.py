@@ -255,7 +255,10 @@ LAYER_TYPES = [
     "zeropad",
     "pad",
 ]
-ACTIVATIONS = ["relu", "relu6", "tanh", "sigmoid", "gelu", "silu", "elu", "leaky_relu", "softplus"]
+ACTIVATIONS = [
+    *("relu", "relu6", "tanh", "sigmoid", "gelu", "silu", "elu", "leaky_relu", "softplus"),
+    *("hardswish", "hardsigmoid", "mish", "gelu_tanh"),
+]
 MISSPELLINGS = {
     "conv": ["cnov", "Conv", "conv2d", "convolution2d"],
     "maxpool": ["maxpol", "max_pool", "MaxPool"],

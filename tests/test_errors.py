@@ -616,7 +616,7 @@ SHAPES = [
             "        - b: conv 3x3 32 padding=same",
         ),
         "add:",
-        "add needs equal shapes but gets 32x32x16, 32x32x32",
+        "add needs equal shapes, or 1x1xC / HxWx1 inputs to broadcast, but gets 32x32x16, 32x32x32",
         "project the shortcut with a 1x1 conv",
     ),
     case(

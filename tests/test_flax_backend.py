@@ -61,8 +61,11 @@ def test_built_parameters_match_the_analysis_node_by_node(name):
 def test_forward_and_backward(name):
     compiled, model = built(name)
     x = batch(compiled)
-    classes = compiled.report.output_shape[2]
-    labels = jnp.arange(2) % classes
+    height, width, classes = compiled.report.output_shape
+    per_pixel = (height, width) != (1, 1)  # a segmentation net: one label per output pixel
+    labels = jnp.arange(2 * height * width).reshape(2, height, width) % classes
+    if not per_pixel:
+        labels = labels.reshape(2)
     heads = dict(compiled.graph.heads and [(h.row, h.weight) for h in compiled.graph.heads])
 
     @nnx.jit
@@ -89,7 +92,7 @@ def test_forward_and_backward(name):
     assert nonzero == len(leaves), f"{len(leaves) - nonzero} parameters get no gradient"
 
     logits = nnx.jit(lambda m, x: m(x))(model, x)
-    assert logits.shape == (2, classes)
+    assert logits.shape == ((2, height, width, classes) if per_pixel else (2, classes))
     assert bool(jnp.all(jnp.isfinite(logits)))
     if heads:
         assert set(out) == {"main", *heads}
@@ -151,8 +154,9 @@ def test_xla_flops_agree_with_the_analysis(name):
     padding_taps = compiled.report.macs - real
     assert 0 <= padding_taps < 0.25 * compiled.report.macs  # small maps: more border
     # Convolutions and matmuls are 2 FLOPs per multiply-add; biases, activations, pooling and
-    # normalisation add a few percent on top.
-    assert 2 * real <= flops <= 1.05 * 2 * real
+    # normalisation add a few percent on top (5.4% in mobilenet_v2, whose depthwise layers do
+    # few multiply-adds per activation).
+    assert 2 * real <= flops <= 1.08 * 2 * real
 
 
 def load_module(path, name: str):
@@ -241,34 +245,21 @@ def test_dtype_from_the_spec(write_spec):
     assert nnx.jit(lambda m, x: m(x))(model, jnp.ones((1, 8, 8, 3))).dtype == jnp.bfloat16
 
 
-LAYER_ROWS = {
-    "conv": "conv 3x3/2 6 padding=1 groups=2 dilation=1 activation=relu",
-    "maxpool": "maxpool 3x3/2 rounding=ceil",
-    "avgpool": "avgpool 3x3/2 padding=1 count_include_pad=false",
-    "global_avgpool": "global_avgpool",
-    "lrn": "lrn 3 alpha=1e-3 k=2",
-    "batchnorm": "batchnorm",
-    "dropout": "dropout 0.5",
-    "flatten": "flatten",
-    "dense": None,
-    "activation": "activation gelu",
-    "concat": "concat from=[input, input]",
-    "add": "add from=[input, input]",
-    "zeropad": "zeropad [[1, 2], [0, 3]]",
-}
-
-
 @pytest.mark.parametrize("layer", sorted(REGISTRY))
 def test_every_layer_type_compiles_and_matches_the_analysis(layer, write_spec):
-    row = LAYER_ROWS.get(layer, layer)
-    rows = ["f: flatten", "d: dense 5"] if layer == "dense" else [f"x: {row}"]
-    rows.append("end: activation linear")  # a final softmax is left to predict(): not last
-    path = write_spec("name: t\ninput: [9, 9, 4]\nlayers:\n" + "".join(f"  - {r}\n" for r in rows))
+    """Each type's example row (docs/layers.md), as a one-row network, passes the checked
+    compile and runs a training forward pass under jit with the analysed output shape."""
+    layer_type = REGISTRY[layer]
+    h, w, c = layer_type.example_input
+    rows = [f"x: {layer_type.example}", "end: activation linear"]  # not a final softmax
+    path = write_spec(
+        f"name: t\ninput: [{h}, {w}, {c}]\nlayers:\n" + "".join(f"  - {r}\n" for r in rows)
+    )
     compiled = netspec.compile(path)
     check = check_against_flax(compiled)
     assert check.layers == len(compiled.report.nodes)
     model = compiled.build()
-    out = nnx.jit(lambda m, x: m(x, train=True))(model, jnp.ones((2, 9, 9, 4)))
+    out = nnx.jit(lambda m, x: m(x, train=True))(model, jnp.ones((2, h, w, c)))
     shape = compiled.report.output_shape
     assert out.shape == ((2, shape[2]) if shape[:2] == (1, 1) else (2, *shape))
 

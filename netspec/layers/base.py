@@ -86,6 +86,10 @@ Activation = Literal[
     "elu",
     "leaky_relu",
     "softplus",
+    "gelu_tanh",
+    "hardswish",
+    "hardsigmoid",
+    "mish",
 ]
 
 

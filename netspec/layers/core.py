@@ -1,4 +1,4 @@
-"""Dense, flatten, dropout and the element-wise activations."""
+"""Dense, flatten, dropout, drop path, layer scale and the element-wise activations."""
 
 from __future__ import annotations
 
@@ -51,6 +51,26 @@ class DropoutParams(LayerParams):
     rate: Number = Field(ge=0, lt=1)
 
 
+class DropPathParams(LayerParams):
+    """`drop_path 0.1`: stochastic depth, in training only: zero each example's whole input
+    with probability `rate` and scale the kept ones by 1 / (1 - rate); identity in eval. Put
+    it on a residual branch, before the `add`."""
+
+    rate: Number = Field(ge=0, lt=1)
+
+
+class LayerScaleParams(LayerParams):
+    """`layer_scale 1e-6`: multiply each channel by a learnable factor (gamma, C parameters)
+    that starts at `init` (ConvNeXt's default 1e-6, CaiT's LayerScale)."""
+
+    init: Number = 1e-6
+
+
+def layer_scale_cost(p: LayerScaleParams, inputs: list[Shape], out: Shape) -> Cost:
+    """One factor per channel; the element-wise product counts no multiply-adds."""
+    return Cost(params=inputs[0][2])
+
+
 class ActivationParams(LayerParams):
     """`relu`, `tanh`, ...: an element-wise function (`fn`); softmax is over channels."""
 
@@ -74,6 +94,28 @@ register(
 register(LayerType("flatten", FlattenParams, flatten_shape, example="flatten"))
 register(
     LayerType("dropout", DropoutParams, same_shape, positional=("rate",), example="dropout 0.4")
+)
+register(
+    LayerType(
+        "drop_path",
+        DropPathParams,
+        same_shape,
+        positional=("rate",),
+        label="drop path",
+        aliases=("stochastic_depth",),
+        example="drop_path 0.1",
+    )
+)
+register(
+    LayerType(
+        "layer_scale",
+        LayerScaleParams,
+        same_shape,
+        layer_scale_cost,
+        positional=("init",),
+        label="layer scale",
+        example="layer_scale 1e-6",
+    )
 )
 register(
     LayerType(

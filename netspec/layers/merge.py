@@ -1,4 +1,4 @@
-"""Merging several inputs: channel concatenation and element-wise addition."""
+"""Merging several inputs: channel concatenation, element-wise addition and multiplication."""
 
 from __future__ import annotations
 
@@ -15,11 +15,22 @@ def concat_shape(p: ConcatParams, inputs: list[Shape]) -> Shape:
 
 
 class AddParams(LayerParams):
-    """`add`: element-wise sum (residual connections); all inputs must have one shape."""
+    """`add`: element-wise sum (residual connections) of inputs of one shape HxWxC; a 1x1xC
+    (per-channel) or HxWx1 (per-pixel) input is broadcast over it."""
 
 
 def add_shape(p: AddParams, inputs: list[Shape]) -> Shape:
     return shapes.add_shape(*inputs)
+
+
+class MultiplyParams(LayerParams):
+    """`multiply`: element-wise product of inputs of one shape HxWxC; a 1x1xC (per-channel,
+    e.g. a squeeze-excitation gate) or HxWx1 (per-pixel) input is broadcast over it. Counts
+    no multiply-adds (as torchvision's GFLOPs)."""
+
+
+def multiply_shape(p: MultiplyParams, inputs: list[Shape]) -> Shape:
+    return shapes.multiply_shape(*inputs)
 
 
 register(
@@ -40,5 +51,16 @@ register(
         inputs=(2, None),
         label="add",
         example="add from=[input, input]",
+    )
+)
+register(
+    LayerType(
+        "multiply",
+        MultiplyParams,
+        multiply_shape,
+        inputs=(2, None),
+        label="multiply",
+        aliases=("mul",),
+        example="multiply from=[input, input]",
     )
 )

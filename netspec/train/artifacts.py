@@ -38,7 +38,8 @@ REQUIRED_KEYS = (
     "seconds",
     "images_per_sec",
 )
-"""Keys of every `metrics.jsonl` record; `TOP5_KEY` is added when there are >= 5 classes."""
+"""Keys of every `metrics.jsonl` record; `TOP5_KEY` is added when there are >= 5 classes, and
+`train_miou`, `val_miou` for per-pixel models (whose `*_acc` are pixel accuracies)."""
 
 TOP5_KEY = "val_top5"
 
@@ -52,6 +53,9 @@ TENSORBOARD_TAGS: dict[str, str] = {
     "images_per_sec": "images_per_sec",
 }
 """TensorBoard scalar tag -> metrics record key."""
+
+PER_PIXEL_TAGS: dict[str, str] = {"train/miou": "train_miou", "val/miou": "val_miou"}
+"""The tags only per-pixel models' records have (mean IoU)."""
 
 CLASSES_FILE = "classes.json"
 ANNOTATE_MAX_CLASSES = 30
@@ -214,7 +218,7 @@ def _plot_panel(axes: Any, records: Sequence[Mapping[str, Any]], lines: dict[str
     for label, key in lines.items():
         epochs, values = _series(records, key)
         if epochs:
-            style = "--" if key == TOP5_KEY else "-"
+            style = "--" if key in (TOP5_KEY, "train_miou", "val_miou") else "-"
             axes.plot(epochs, values, style, marker="o", markersize=3, label=label)
     axes.set_xlabel("epoch")
     axes.grid(True, alpha=0.3)
@@ -223,12 +227,14 @@ def _plot_panel(axes: Any, records: Sequence[Mapping[str, Any]], lines: dict[str
 
 
 def curves_figure(records: Sequence[Mapping[str, Any]], title: str = "Training curves") -> Figure:
-    """Two panels, loss and accuracy against epoch, train and val lines (val top-5 if logged)."""
+    """Two panels, loss and accuracy against epoch, train and val lines (val top-5, and mean
+    IoU of per-pixel models, if logged)."""
     figure = _new_figure(11, 4.5)
     loss, accuracy = figure.subplots(1, 2)
     _plot_panel(loss, records, {"train": "train_loss", "val": "val_loss"})
     loss.set(title="Loss", ylabel="loss")
     acc_lines = {"train": "train_acc", "val": "val_acc", "val top-5": TOP5_KEY}
+    acc_lines |= {"train mIoU": "train_miou", "val mIoU": "val_miou"}
     _plot_panel(accuracy, records, acc_lines)
     accuracy.set(title="Accuracy", ylabel="accuracy")
     figure.suptitle(title)
@@ -311,7 +317,8 @@ def plot_confusion_matrix(
 
 class TensorBoard:
     """TensorBoard event files (tensorboardX SummaryWriter) in run_dir/tensorboard: scalars per
-    epoch (train/loss, train/acc, val/loss, val/acc, val/top5, lr, images_per_sec).
+    epoch (train/loss, train/acc, val/loss, val/acc, val/top5, lr, images_per_sec; train/miou
+    and val/miou for per-pixel models).
 
     On resume pass ``purge_step=first_new_epoch``: TensorBoard then hides the events of the
     crashed run at or after that step instead of showing both.
@@ -334,7 +341,7 @@ class TensorBoard:
     def write_epoch(self, record: Mapping[str, Any]) -> None:
         """One scalar per known tag present in `record`, at step ``record['epoch']``."""
         step = record["epoch"]
-        for tag, key in TENSORBOARD_TAGS.items():
+        for tag, key in {**TENSORBOARD_TAGS, **PER_PIXEL_TAGS}.items():
             value = record.get(key)
             if value is not None:
                 self._writer.add_scalar(tag, float(value), step)

@@ -136,6 +136,11 @@ class TrainingConfig(Strict):
         "norm); all: every parameter",
     )
     label_smoothing: Fraction = 0.0
+    ignore_index: Annotated[Integer, Field(ge=0)] = Field(
+        255,
+        description="per-pixel models: mask pixels with this value count in neither the loss "
+        "nor the metrics (VOC's 255 marks object borders)",
+    )
     grad_clip: PositiveNumber | None = Field(None, description="clip gradients to this global norm")
     batch_size: Annotated[Integer, Field(ge=1)] = 32
     epochs: Annotated[Integer, Field(ge=1)] = 10

@@ -45,7 +45,8 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"})
 VAL_FOLDER_NAMES = ("val", "validation", "test")
 EXPECTED_FORMATS = (
     "expected an image folder (one sub-folder per class), CIFAR-10 python batches, "
-    "MNIST IDX files or a .npz file"
+    "MNIST IDX files or a .npz file (or, for a per-pixel network, a folder with images/ and "
+    "masks/)"
 )
 CIFAR_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR_FOLDER = "cifar-10-batches-py"

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from .config import TrainingConfig
     from .datasets import Dataset
     from .distributed import Parallel
+    from .masks import MaskDataset
+    from .pipeline import Pipeline
+    from .segmentation import PerPixel
+    from .steps import Steps
 
 EXIT_INTERRUPTED = 130
 EXIT_NOT_FINITE = 3
@@ -109,6 +113,56 @@ def claim_run_dir(options: TrainOptions) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
+@dataclass(frozen=True)
+class PerImage:
+    """One label per image (a classifier): what `fit` asks its task for. The per-pixel
+    counterpart is `segmentation.PerPixel`."""
+
+    classes: int
+
+    best_key = "val_acc"
+    """The validation metric that picks the best checkpoint."""
+    per_pixel = False
+
+    def pipeline(self, split: Any, image_shape: Any, batch_size: int, **options: Any) -> Pipeline:
+        from .pipeline import Pipeline
+
+        return Pipeline(split, image_shape, batch_size, **options)
+
+    def steps(self, graphdef: Any, tx: Any, loss_weights: Any, smoothing: float) -> Steps:
+        from .steps import make_steps
+
+        return make_steps(graphdef, tx, loss_weights, smoothing)
+
+    def zero_sums(self) -> dict[str, Any]:
+        from .steps import zero_sums
+
+        return zero_sums()
+
+    def evaluate(self, steps: Any, params: Any, rest: Any, data: Any, parallel: Any) -> dict:
+        return evaluate(steps, params, rest, data, parallel)
+
+    def record(self, sums: dict[str, Any], val: dict[str, Any]) -> dict[str, float]:
+        """The metric part of an epoch's record."""
+        count = max(float(sums["count"]), 1)
+        return {
+            "train_loss": float(sums["loss"]) / count,
+            "train_acc": float(sums["correct"]) / count,
+            "val_loss": val["loss"],
+            "val_acc": val["acc"],
+            **({"val_top5": val["top5"]} if self.classes >= 5 else {}),
+        }
+
+    def images_seen(self, sums: dict[str, Any]) -> float:
+        return float(sums["count"])
+
+    def summary_line(self, record: dict[str, Any], epochs: int) -> str:
+        return summary_line(record, epochs)
+
+    def save_samples(self, split: Any, class_names: list[str], folder: Path) -> None:
+        save_samples(split, class_names, folder)
+
+
 @dataclass
 class PreparedRun:
     """A run ready to `fit`: its options, the spec compiled once (the data's class count and
@@ -120,12 +174,14 @@ class PreparedRun:
     config: TrainingConfig
     variables: dict[str, Any]
     """The spec variables it was compiled with (`--set` values, then the class count)."""
-    dataset: Dataset
+    dataset: Dataset | MaskDataset
     """The data at the network's input size."""
     source: str | None
     """The data source as given (`--data`, else the training config's `data`)."""
     parallel: Parallel
     """How each batch is split over the devices."""
+    task: PerImage | PerPixel | None = None
+    """One label per image (default: `PerImage` of the data's classes) or per pixel."""
 
 
 def read_spec_data(spec: str) -> YamlMap:
@@ -139,19 +195,22 @@ def read_spec_data(spec: str) -> YamlMap:
     return tree if isinstance(tree, YamlMap) else YamlMap()
 
 
-def with_class_count(
+def class_count_variables(
     spec_data: Mapping[str, Any], variables: dict[str, Any], classes: int
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], str | None]:
     """`variables` with `num_classes` set to the data's class count, where the spec has that
-    variable and it says otherwise."""
+    variable and it says otherwise, and what to say about the change (None: no change). The
+    caller says it once it knows the network is a classifier."""
     declared = spec_data.get("vars")
     if not isinstance(declared, Mapping) or "num_classes" not in declared:
-        return variables
+        return variables, None
     current = variables.get("num_classes", declared["num_classes"])
     if current == classes:
-        return variables
-    say(f"the data has {classes} classes: setting num_classes={classes} (the spec says {current})")
-    return {**variables, "num_classes": classes}
+        return variables, None
+    message = (
+        f"the data has {classes} classes: setting num_classes={classes} (the spec says {current})"
+    )
+    return {**variables, "num_classes": classes}, message
 
 
 def check_class_count(compiled: Compiled, classes: int) -> None:
@@ -173,13 +232,16 @@ def prepare_run(options: TrainOptions) -> PreparedRun:
     """Everything before training that can fail on the user's input, in order: the run
     directory (checked, not touched), `--set`, the training config, the data and its classes,
     then the spec, compiled once with the data's class count and the config's dtype; then the
-    data is fitted to the network's input and the batch to the devices."""
+    data is fitted to the network's input and the batch to the devices. A per-pixel network
+    (output H x W x K) or per-pixel data (a mask folder, "shapes") goes to
+    `prepare_per_pixel` instead; without data, a per-pixel spec trains on the shapes."""
     import jax
 
     from ..compiled import compile_with
     from .config import load_training_config, split_overrides
     from .datasets import read_dataset
     from .distributed import Parallel
+    from .masks import is_mask_source
 
     if jax.process_index() == 0:
         check_run_dir(options)
@@ -187,10 +249,31 @@ def prepare_run(options: TrainOptions) -> PreparedRun:
     spec_data = read_spec_data(options.spec)
     config = load_training_config(spec_data, options.training_file, training_overrides)
     source = options.data or config.data
+    if is_mask_source(source):
+        return prepare_per_pixel(options, config, variables, str(source))
     data = read_dataset(source, seed=config.seed, val_fraction=config.val_fraction)
     classes = len(data.class_names)
-    variables = with_class_count(spec_data, variables, classes)
-    compiled = compile_with(options.spec, variables, config.dtype)
+    counted, message = class_count_variables(spec_data, variables, classes)
+    try:
+        compiled = compile_with(options.spec, counted, config.dtype)
+    except SpecError as error:
+        # A per-pixel spec without data trains on the shapes, not with the digits' count.
+        if source is None and counted != variables:
+            try:
+                as_written = compile_with(options.spec, variables, config.dtype)
+            except SpecError:
+                raise error from None
+            if per_pixel_output(as_written):
+                return prepare_per_pixel(options, config, variables, None, as_written)
+        raise
+    if per_pixel_output(compiled):
+        if source is not None:
+            raise one_label_per_image(compiled, str(source))
+        as_written = compiled if counted == variables else None
+        return prepare_per_pixel(options, config, variables, None, as_written)
+    if message:
+        say(message)
+    variables = counted
     check_class_count(compiled, classes)
     dataset = data.ready(compiled.graph.input_shape, skip_bad_images=options.skip_bad_images)
     parallel = Parallel.create(config.batch_size)
@@ -202,6 +285,79 @@ def prepare_run(options: TrainOptions) -> PreparedRun:
     return PreparedRun(options, compiled, config, variables, dataset, source, parallel)
 
 
+def per_pixel_output(compiled: Compiled) -> bool:
+    """Whether the network scores every pixel (output H x W x K, (H, W) not (1, 1))."""
+    from .segmentation import is_per_pixel
+
+    return is_per_pixel(compiled.report.output_shape)
+
+
+def one_label_per_image(compiled: Compiled, source: str) -> SpecError:
+    height, width, _ = compiled.report.output_shape
+    return SpecError(
+        f"the network outputs classes per pixel ({height}x{width} of them) but {source} has "
+        "one label per image",
+        path=compiled.graph.source,
+        hint="train it on a folder with images/ and masks/ (or --data shapes), or end the "
+        "network in a per-image output (1x1xK)",
+    )
+
+
+def prepare_per_pixel(
+    options: TrainOptions,
+    config: TrainingConfig,
+    variables: dict[str, Any],
+    source: str | None,
+    compiled: Compiled | None = None,
+) -> PreparedRun:
+    """`prepare_run` for per-pixel data (`source`: a mask folder, or "shapes"; None: the
+    default, the built-in shapes): the spec compiled with `variables` as given (the class
+    count K is its output's depth), then every image and mask read and checked."""
+    from ..compiled import compile_with
+    from .distributed import Parallel
+    from .masks import SHAPES, load_masks
+    from .segmentation import PerPixel
+
+    if compiled is None:
+        compiled = compile_with(options.spec, variables, config.dtype)
+    height, width, classes = compiled.report.output_shape
+    where = source or SHAPES
+    if not per_pixel_output(compiled):
+        raise SpecError(
+            f"{where} holds a class per pixel (masks) but the network outputs {classes} "
+            "values per image",
+            path=compiled.graph.source,
+            hint="end the network in a per-pixel output H x W x K, e.g. a `conv 1x1 "
+            "$num_classes` row (and a `softmax` row) without flattening",
+        )
+    if compiled.report.heads:
+        names = ", ".join(row for row, _ in compiled.report.heads)
+        raise SpecError(
+            f"auxiliary heads ({names}) score whole images; a per-pixel network trains "
+            "without them",
+            path=compiled.graph.source,
+            hint="remove their `aux=` rows",
+        )
+    dataset = load_masks(
+        where,
+        compiled.graph.input_shape,
+        classes,
+        config.ignore_index,
+        seed=config.seed,
+        val_fraction=config.val_fraction,
+        skip_bad_images=options.skip_bad_images,
+    )
+    parallel = Parallel.create(config.batch_size)
+    say(
+        f"data: {dataset.source}; {len(dataset.train):,} train / {len(dataset.val):,} val "
+        f"images, {classes} classes per pixel ({height}x{width} output, label "
+        f"{config.ignore_index} ignored); {parallel.describe()}"
+        + (f"; skipped {len(dataset.skipped)} unreadable pairs" if dataset.skipped else "")
+    )
+    task = PerPixel(int(classes), config.ignore_index, (int(height), int(width)))
+    return PreparedRun(options, compiled, config, variables, dataset, source, parallel, task)
+
+
 def train(options: TrainOptions) -> dict[str, Any]:
     """Train a spec on a data source (`prepare_run`, then `fit`); returns the last epoch's
     metrics record."""
@@ -211,16 +367,19 @@ def train(options: TrainOptions) -> dict[str, Any]:
 def fit(prepared: PreparedRun) -> dict[str, Any]:
     """Train a prepared run: claim its directory, write its files, then the epochs (resuming
     from its checkpoint with `--resume`); returns the last epoch's metrics record."""
+    import jax
+
     from ..fileio import atomic_write_text
     from . import artifacts
     from .checkpoint import Checkpoints
     from .optim import build_optimizer
-    from .pipeline import Augment, Normalize, Pipeline
+    from .pipeline import Augment, Normalize
     from .prefetch import prefetch_to_device
-    from .steps import initial_state, make_steps, zero_sums
+    from .steps import initial_state
 
     options, compiled, config = prepared.options, prepared.compiled, prepared.config
     dataset, parallel, variables = prepared.dataset, prepared.parallel, prepared.variables
+    task = prepared.task or PerImage(len(dataset.class_names))
     image_shape = compiled.graph.input_shape
     out = options.out
     if parallel.is_main:
@@ -243,11 +402,12 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
                 "input_shape": list(image_shape),
                 "classes": dataset.class_names,
                 "dtype": compiled.dtype,
+                "task": "segmentation" if task.per_pixel else "classification",
             },
         )
 
     if parallel.is_main and not options.resume:
-        save_samples(dataset.val, dataset.class_names, out / "samples")
+        task.save_samples(dataset.val, dataset.class_names, out / "samples")
     workers = config.workers if options.workers is None else options.workers
     augment = Augment(
         config.augment.random_crop,
@@ -260,7 +420,7 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
         tuple(broadcast(config.normalize.std, channels)),
     )
     shard = (parallel.process_index, parallel.process_count)
-    train_data = Pipeline(
+    train_data = task.pipeline(
         dataset.train,
         image_shape,
         parallel.local_batch,
@@ -271,7 +431,7 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
         workers=workers,
         shard=shard,
     )
-    val_data = Pipeline(
+    val_data = task.pipeline(
         dataset.val,
         image_shape,
         parallel.local_batch,
@@ -299,9 +459,9 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
             field="training.aux_weights",
             hint="heads: " + ", ".join(model.loss_weights),
         )
-    graphdef, state = initial_state(model, tx)
+    graphdef, state = initial_state(model, tx, task.zero_sums())
     state = parallel.replicate(state)
-    steps = make_steps(graphdef, tx, weights, config.label_smoothing)
+    steps = task.steps(graphdef, tx, weights, config.label_smoothing)
     checkpoints = Checkpoints(out)
     metrics = artifacts.MetricsLog(out / "metrics.jsonl")
 
@@ -353,34 +513,30 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
                 progress.close()
                 check_finite_loss(state)
                 train_seconds = time.perf_counter() - started
-                sums = {k: float(v) for k, v in state.sums.items()}
-                val = evaluate(steps, state.params, state.rest, val_data, parallel)
+                sums = jax.device_get(state.sums)
+                val = task.evaluate(steps, state.params, state.rest, val_data, parallel)
                 record = {
                     "epoch": epoch + 1,
-                    "train_loss": sums["loss"] / max(sums["count"], 1),
-                    "train_acc": sums["correct"] / max(sums["count"], 1),
-                    "val_loss": val["loss"],
-                    "val_acc": val["acc"],
-                    **({"val_top5": val["top5"]} if len(dataset.class_names) >= 5 else {}),
+                    **task.record(sums, val),
                     "lr": float(schedule(state.step)),
                     "seconds": time.perf_counter() - started,
-                    "images_per_sec": sums["count"] / max(train_seconds, 1e-9),
+                    "images_per_sec": task.images_seen(sums) / max(train_seconds, 1e-9),
                 }
                 if board is not None:
                     metrics.append(record)
                     board.write_epoch(record)
                     artifacts.plot_curves(metrics.read(), out / "curves.png")
-                say(summary_line(record, config.epochs))
-                if record["val_acc"] > best:
-                    best = record["val_acc"]
+                say(task.summary_line(record, config.epochs))
+                if record[task.best_key] > best:
+                    best = record[task.best_key]
                     checkpoints.save(
                         epoch + 1,
                         (state.params, state.rest),
-                        {"epoch": epoch + 1, "val_acc": best},
+                        {"epoch": epoch + 1, task.best_key: best},
                         best=True,
                     )
                 epoch, start_step = epoch + 1, 0
-                state = state._replace(sums=parallel.replicate(zero_sums()))
+                state = state._replace(sums=parallel.replicate(task.zero_sums()))
                 checkpoints.save(int(state.step), state, record_of(epoch, 0))
                 last = record
     finally:

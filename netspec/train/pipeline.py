@@ -46,7 +46,8 @@ class Batch(NamedTuple):
     images: np.ndarray
     """float32 (B, H, W, C), normalised; zeros where `mask` is 0."""
     labels: np.ndarray
-    """int32 (B,); 0 where `mask` is 0."""
+    """int32 (B,); 0 where `mask` is 0. Per-pixel models: int32 (B, H', W') at the network's
+    output size, the ignore index where `mask` is 0 (`netspec.train.masks`)."""
     mask: np.ndarray
     """float32 (B,): 1 for real examples, 0 for the padding of eval's last batch."""
 
@@ -215,15 +216,17 @@ def padded_crop(pixels: np.ndarray, pad: int, offset: tuple[int, int]) -> np.nda
 
 
 def crop_and_flip(
-    pixels: np.ndarray, pad: int, offsets: np.ndarray, flips: np.ndarray
+    pixels: np.ndarray, pad: int, offsets: np.ndarray, flips: np.ndarray, fill: int = 0
 ) -> np.ndarray:
-    """uint8 (B, H, W, C): per example the (H, W) window at `offsets` of the batch zero-padded
-    by `pad`, mirrored where `flips`. (One slice copy per example: faster than one fancy-index
-    gather over the batch, which computes an index per pixel.)"""
+    """(B, H, W, C), the dtype of `pixels`: per example the (H, W) window at `offsets` of the
+    batch padded by `pad` pixels of value `fill` (0: black; masks pad with their ignore index),
+    mirrored where `flips`. (One slice copy per example: faster than one fancy-index gather
+    over the batch, which computes an index per pixel.)"""
     count, height, width = pixels.shape[:3]
     if count == 0 or not (pad or flips.any()):
         return pixels
-    padded = np.pad(pixels, ((0, 0), (pad, pad), (pad, pad), (0, 0))) if pad else pixels
+    widths = ((0, 0), (pad, pad), (pad, pad), (0, 0))
+    padded = np.pad(pixels, widths, constant_values=fill) if pad else pixels
     out = np.empty_like(pixels)
     for i, ((dy, dx), flip) in enumerate(zip(offsets.tolist(), flips.tolist(), strict=True)):
         window = padded[i, dy : dy + height, dx : dx + width]
@@ -372,13 +375,25 @@ class Pipeline:
         self.workers = workers
         self.processes = processes
         self.shard = shard
-        self.builder = BatchBuilder(split, shape, augment if train else Augment(), mean, std, seed)
+        self.builder = self.make_builder(split, shape, augment if train else Augment(), mean, std)
         if train and self.steps_per_epoch() == 0:
             raise SpecError(
                 f"the training set has {len(split):,} images, fewer than one batch of "
                 f"{self._global_batch:,}; use a smaller batch_size or more data",
                 field="batch_size",
             )
+
+    def make_builder(
+        self,
+        split: ImageSet,
+        shape: ImageShape,
+        augment: Augment,
+        mean: np.ndarray,
+        std: np.ndarray,
+    ) -> Callable[[tuple[int, np.ndarray]], Batch]:
+        """The function that turns (epoch, example indices) into a `Batch` (one label per
+        image here; `netspec.train.masks.MaskPipeline` builds per-pixel labels)."""
+        return BatchBuilder(split, shape, augment, mean, std, self.seed)
 
     @property
     def _global_batch(self) -> int:

@@ -128,16 +128,19 @@ def make_steps(
 
 
 def initial_state(
-    model: nnx.Module, tx: optax.GradientTransformation
+    model: nnx.Module,
+    tx: optax.GradientTransformation,
+    sums: dict[str, jax.Array] | None = None,
 ) -> tuple[nnx.GraphDef, TrainState]:
-    """Split a built module into its graph definition and a fresh TrainState."""
+    """Split a built module into its graph definition and a fresh TrainState; `sums` are the
+    zeroed running totals its steps keep (default `zero_sums()`, one label per image)."""
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     state = TrainState(
         jnp.zeros((), jnp.int32),
         params,
         rest,
         tx.init(params),
-        zero_sums(),
+        zero_sums() if sums is None else sums,
         jnp.full((), -1, jnp.int32),
     )
     return graphdef, state

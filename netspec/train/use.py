@@ -26,6 +26,9 @@ class Trained:
     classes: list[str]
     normalize: Any
     config: dict[str, Any]
+    per_pixel: bool = False
+    """The network scores every pixel (`segmentation.is_per_pixel`)."""
+    ignore_index: int = 255
 
 
 def load_trained(run_dir: Path) -> Trained:
@@ -36,16 +39,21 @@ def load_trained(run_dir: Path) -> Trained:
     from .artifacts import load_class_names
     from .checkpoint import Checkpoints
     from .pipeline import Normalize
+    from .segmentation import is_per_pixel, make_segmentation_steps, zero_sums
     from .steps import make_steps
 
     config = load_config(run_dir)
     compiled = compile_with(run_dir / "spec.yaml", config["variables"], config.get("dtype"))
+    per_pixel = is_per_pixel(compiled.report.output_shape)
+    classes = int(compiled.report.output_shape[2])
+    ignore_index = int(config["training"].get("ignore_index", 255))
     model = compiled.build(seed=0)
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     checkpoints = Checkpoints(run_dir)
     restored = checkpoints.restore((params, rest), best=True, report=say)
     if restored is None:
-        restored_latest = checkpoints.restore(_latest_like(model, config), report=say)
+        sums = zero_sums(classes) if per_pixel else None
+        restored_latest = checkpoints.restore(_latest_like(model, config, sums), report=say)
         if restored_latest is None:
             raise SpecError("holds no usable checkpoint", path=str(run_dir))
         state, _ = restored_latest
@@ -58,8 +66,12 @@ def load_trained(run_dir: Path) -> Trained:
     normalize = Normalize(
         tuple(broadcast(norm["mean"], channels)), tuple(broadcast(norm["std"], channels))
     )
-    steps = make_steps(graphdef, _no_optimizer(), {"main": 1.0}, 0.0)
-    return Trained(compiled, params, rest, steps, load_class_names(run_dir), normalize, config)
+    if per_pixel:
+        steps = make_segmentation_steps(graphdef, _no_optimizer(), classes, ignore_index)
+    else:
+        steps = make_steps(graphdef, _no_optimizer(), {"main": 1.0}, 0.0)
+    names = load_class_names(run_dir)
+    return Trained(compiled, params, rest, steps, names, normalize, config, per_pixel, ignore_index)
 
 
 def _no_optimizer() -> Any:
@@ -68,15 +80,16 @@ def _no_optimizer() -> Any:
     return optax.identity()
 
 
-def _latest_like(model: Any, config: dict[str, Any]) -> Any:
-    """A TrainState of the run's shape, to restore the latest checkpoint into."""
+def _latest_like(model: Any, config: dict[str, Any], sums: Any = None) -> Any:
+    """A TrainState of the run's shape (`sums`: its running totals, None for a classifier's),
+    to restore the latest checkpoint into."""
     from .config import TrainingConfig
     from .optim import build_optimizer
     from .steps import initial_state
 
     training = TrainingConfig.model_validate(config["training"])
     tx, _ = build_optimizer(training, 1)
-    return initial_state(model, tx)[1]
+    return initial_state(model, tx, sums)[1]
 
 
 EVAL_FOLDER = "eval"
@@ -104,6 +117,10 @@ def evaluate_run(
     from .pipeline import Pipeline
 
     trained = load_trained(run_dir)
+    if trained.per_pixel:
+        from .segmentation import evaluate_masks
+
+        return evaluate_masks(trained, run_dir, data, out, skip_bad_images=skip_bad_images)
     shape = tuple(trained.compiled.graph.input_shape)
     chosen = _eval_data(trained, data, shape, skip_bad_images)
     where = str(data) if data is not None else str(trained.config["data"] or "digits")
@@ -234,13 +251,27 @@ def _listed(names: list[str]) -> str:
     return shown + (f", ... ({len(names) - NAMES_SHOWN} more)" if len(names) > NAMES_SHOWN else "")
 
 
-def predict(run_dir: Path, images: list[str], top_k: int = 5) -> list[dict[str, Any]]:
-    """Top-k class names with probabilities for each image file."""
+def predict(
+    run_dir: Path, images: list[str], top_k: int = 5, out: Path | None = None
+) -> list[dict[str, Any]]:
+    """Top-k class names with probabilities for each image file; for a per-pixel run, a mask
+    PNG per image in `out` (default RUN/predictions; `segmentation.predict_masks`)."""
     import jax
 
     from .datasets import decode_image
 
     trained = load_trained(run_dir)
+    if trained.per_pixel:
+        from .segmentation import PREDICTIONS_FOLDER, predict_masks
+
+        return predict_masks(trained, images, out or run_dir / PREDICTIONS_FOLDER)
+    if out is not None:
+        raise SpecError(
+            "a classifier's predictions are printed, not written: --out is for per-pixel "
+            "runs (mask PNGs)",
+            path=str(run_dir),
+            hint="leave out --out (--json prints them as JSON)",
+        )
     shape = trained.compiled.graph.input_shape
     mean = np.asarray(trained.normalize.mean, np.float32)
     std = np.asarray(trained.normalize.std, np.float32)
