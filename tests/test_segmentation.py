@@ -27,6 +27,7 @@ from netspec.train.masks import (
     nearest_crop,
     read_mask,
     shapes_data,
+    shapes_for,
     voc_palette,
 )
 from netspec.train.pipeline import Augment
@@ -373,10 +374,24 @@ def test_per_image_data_for_a_per_pixel_network_and_the_reverse(tmp_path, capsys
 def test_too_few_classes_for_the_shapes_is_named(tmp_path, capsys):
     spec = write_spec(tmp_path)
     out = tmp_path / "run"
-    assert main(["train", str(spec), "--set", "num_classes=3", "--out", str(out)]) == 2
+    assert main(["train", str(spec), "--set", "num_classes=1", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "the built-in shapes data: mask label 3 out of range" in err
+    assert "the built-in shapes data: mask label" in err and "out of range" in err
     assert not out.exists()
+
+
+def test_two_or_three_classes_merge_the_shapes():
+    images, masks = shapes_data((24, 20, 3))
+    two_images, two, two_names = shapes_for((24, 20, 3), 2)
+    _, three, three_names = shapes_for((24, 20, 3), 3)
+    np.testing.assert_array_equal(two_images, images)
+    np.testing.assert_array_equal(two, (masks > 0).astype(masks.dtype))  # shape vs background
+    np.testing.assert_array_equal(three, np.where(masks >= 2, 2, masks))  # circle vs polygon
+    assert (two_names, three_names) == (
+        ["background", "shape"],
+        ["background", "circle", "polygon"],
+    )
+    assert shapes_for((24, 20, 3), 4)[2] == SHAPE_CLASSES
 
 
 # ---- a whole run on the built-in shapes ----------------------------------------------------

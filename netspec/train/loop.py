@@ -383,6 +383,8 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
     image_shape = compiled.graph.input_shape
     out = options.out
     if parallel.is_main:
+        for warning in compiled.report.warnings:
+            say(f"warning: {warning}")
         claim_run_dir(options)
     sync_processes("run directory ready")  # the first process has checked and created it
     out.mkdir(parents=True, exist_ok=True)
