@@ -519,11 +519,14 @@ class _Evaluator:
             )
 
     def undefined_hint(self, name: str) -> str | None:
-        hint = did_you_mean(name, self.names)
-        if hint is None and not self.names:
+        names = sorted(n for n in self.names if n != ROW_INPUT)
+        hint = did_you_mean(name, names)
+        if hint is None and not names:
             hint = "no variables are defined here"
-        elif hint is None and len(self.names) <= 20:
-            hint = "defined variables: " + ", ".join(sorted(self.names))
+        elif hint is None and len(names) <= 20:
+            hint = "defined variables: " + ", ".join(names)
+        if hint and not hint.startswith("did") and ROW_INPUT in self.names:
+            hint += "; the row's input: in.h, in.w, in.c"
         return hint
 
     def list_(self, node: ast.List) -> Value:

@@ -141,3 +141,10 @@ def test_in_where_there_is_no_row_input_is_a_located_error(
     assert error.location is not None
     assert (error.location.line, error.location.column) == column, str(error)
     assert words in str(error)
+
+
+def test_an_undefined_name_lists_the_variables_and_the_inputs_axes(tmp_path: Path) -> None:
+    text = "name: t\ninput: [8, 8, 3]\nvars: {width: 4}\nlayers:\n  - d: conv 3x3 $zzz\n"
+    with pytest.raises(SpecError) as caught:
+        analyze_spec(write(tmp_path, text))
+    assert caught.value.hint == "defined variables: width; the row's input: in.h, in.w, in.c"
