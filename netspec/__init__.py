@@ -1,15 +1,19 @@
 """netspec: write a network as a YAML layer table; check it, cost it, compile it to Flax."""
 
+from . import export  # a package that is also callable: netspec.export(run, "onnx", out)
 from .analyze import NodeReport, Report, RowReport, analyze
 from .compiled import Compiled, compile
 from .errors import Location, SpecError
+from .export import ExportResult
 from .graph import Graph, Head, Node, Row
 from .specfile import analyze_spec, resolve_source, zoo_dir, zoo_names
+from .weights import load_weights, plan_weights
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Compiled",
+    "ExportResult",
     "Graph",
     "Head",
     "Location",
@@ -23,6 +27,9 @@ __all__ = [
     "analyze",
     "analyze_spec",
     "compile",
+    "export",
+    "load_weights",
+    "plan_weights",
     "resolve_source",
     "zoo_dir",
     "zoo_names",

@@ -233,10 +233,12 @@ class BatchNorm(nnx.BatchNorm):
         )
         self.in_shape = in_shape
         self.out_shape = in_shape
+        self.frozen = False
+        """Fine-tuning: always normalise with the running statistics and never update them."""
 
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         """`(B, H, W, C)` -> same shape."""
-        return super().__call__(x, use_running_average=not train)
+        return super().__call__(x, use_running_average=not train or self.frozen)
 
 
 @flax_module("dropout")

@@ -118,6 +118,12 @@ class NormalizeConfig(Strict):
     std: list[PositiveNumber] = Field(default_factory=lambda: [1.0])
 
 
+class FreezeUntil(Strict):
+    """`freeze: {until: inception_4e}`: every row from the first up to and including this one."""
+
+    until: str
+
+
 class TrainingConfig(Strict):
     """Everything `netspec train` needs beside the network and the data."""
 
@@ -154,6 +160,17 @@ class TrainingConfig(Strict):
     data: str | None = Field(None, description="default data source when --data is not given")
     val_fraction: Annotated[Number, Field(gt=0, lt=1)] = 0.1
     workers: Annotated[Integer, Field(ge=0)] = 2
+    freeze: list[str] | FreezeUntil | Literal["backbone"] | None = Field(
+        None,
+        description="rows whose parameters do not train (batch norm in them uses its running "
+        "statistics): a list of rows, {until: ROW} for every row up to ROW, or 'backbone' for "
+        "every row but the output layer's and the auxiliary heads'",
+    )
+    backbone_lr_scale: Annotated[Number, Field(ge=0)] = Field(
+        1.0,
+        description="learning-rate factor for the rows that are neither frozen nor a head "
+        "(fine-tuning: e.g. 0.1 for imported weights, 1 for the new head)",
+    )
 
 
 def apply_overrides(section: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .config import TrainingConfig
     from .datasets import Dataset
     from .distributed import Parallel
+    from .finetune import Initialisation
     from .masks import MaskDataset
     from .pipeline import Pipeline
     from .segmentation import PerPixel
@@ -45,6 +46,10 @@ class TrainOptions:
     progress: bool = True
     max_steps: int | None = None
     """Stop after this many optimizer steps in this invocation (tests, smoke runs)."""
+    init_from: str | None = None
+    """Weights to start from (`weights.read_source`): a file or another run."""
+    init_by: str = "auto"
+    """How to pair them: auto, name or order (`weights.plan_weights`)."""
 
 
 class Stop(Exception):
@@ -182,6 +187,8 @@ class PreparedRun:
     """How each batch is split over the devices."""
     task: PerImage | PerPixel | None = None
     """One label per image (default: `PerImage` of the data's classes) or per pixel."""
+    init: Initialisation | None = None
+    """`--init-from`'s weights, checked against the network (`check_weights`)."""
 
 
 def read_spec_data(spec: str) -> YamlMap:
@@ -359,19 +366,50 @@ def prepare_per_pixel(
 
 
 def train(options: TrainOptions) -> dict[str, Any]:
-    """Train a spec on a data source (`prepare_run`, then `fit`); returns the last epoch's
-    metrics record."""
-    return fit(prepare_run(options))
+    """Train a spec on a data source (`prepare_run`, `check_weights`, then `fit`); returns the
+    last epoch's metrics record."""
+    return fit(check_weights(prepare_run(options)))
+
+
+def check_weights(prepared: PreparedRun) -> PreparedRun:
+    """Check `training.freeze` and `--init-from` against the network, before the run directory
+    is touched (with --resume, the checkpoint holds the weights: --init-from is not read)."""
+    from .finetune import check_init, frozen_rows
+
+    frozen_rows(prepared.compiled, prepared.config)
+    options = prepared.options
+    if options.init_from and not options.resume:
+        prepared.init = check_init(prepared.compiled, options.init_from, options.init_by)
+    elif options.init_from:
+        say("--resume: the run's checkpoint holds the weights; --init-from is not read")
+    return prepared
+
+
+def weight_plan(options: TrainOptions) -> Any:
+    """`--dry-run`: the checked pairing of `--init-from` with the network (nothing written)."""
+    if not options.init_from:
+        raise SpecError("--dry-run shows where --init-from's weights go: give --init-from")
+    prepared = check_weights(prepare_run(options))
+    assert prepared.init is not None
+    return prepared.init.plan
 
 
 def fit(prepared: PreparedRun) -> dict[str, Any]:
     """Train a prepared run: claim its directory, write its files, then the epochs (resuming
     from its checkpoint with `--resume`); returns the last epoch's metrics record."""
     import jax
+    from flax import nnx
 
     from ..fileio import atomic_write_text
     from . import artifacts
     from .checkpoint import Checkpoints
+    from .finetune import (
+        describe_groups,
+        freeze_batchnorm,
+        group_sizes,
+        load_init,
+        param_groups,
+    )
     from .optim import build_optimizer
     from .pipeline import Augment, Normalize
     from .prefetch import prefetch_to_device
@@ -405,6 +443,7 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
                 "classes": dataset.class_names,
                 "dtype": compiled.dtype,
                 "task": "segmentation" if task.per_pixel else "classification",
+                **({"init_from": init_record(prepared.init)} if prepared.init else {}),
             },
         )
 
@@ -451,8 +490,21 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
             field="training.batch_size",
         )
 
-    tx, schedule = build_optimizer(config, steps_per_epoch)
+    groups = param_groups(compiled, config)
+    tx, schedule = build_optimizer(
+        config, steps_per_epoch, groups.labels(compiled) if groups.active else None
+    )
     model = compiled.build(seed=config.seed)
+    if prepared.init is not None:
+        plan = load_init(compiled, model, prepared.init)
+        say(
+            f"initialised from {plan.source.description}: {plan.loaded:,} values, paired "
+            f"{plan.pairing}" + (f"; new head: {', '.join(plan.new_head)}" if plan.new_head else "")
+        )
+    if groups.active:
+        norms = freeze_batchnorm(compiled, model, groups)
+        _, params, _ = nnx.split(model, nnx.Param, ...)
+        say(describe_groups(group_sizes(compiled, params, groups), groups, norms))
     weights = {**model.loss_weights, **config.aux_weights}
     unknown = set(config.aux_weights) - set(model.loss_weights)
     if unknown:
@@ -564,6 +616,17 @@ def save_samples(split: Any, class_names: list[str], folder: Path, count: int = 
         else:
             source = Path(split.paths[index])
             shutil.copyfile(source, folder / f"{name}{source.suffix.lower()}")
+
+
+def init_record(init: Initialisation) -> dict[str, Any]:
+    """config.json's account of `--init-from`."""
+    plan = init.plan
+    return {
+        "source": plan.source.description,
+        "pairing": plan.pairing,
+        "values": plan.loaded,
+        "new_head": plan.new_head,
+    }
 
 
 def sync_processes(name: str) -> None:

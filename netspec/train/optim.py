@@ -77,9 +77,14 @@ def decoupled_weight_decay(
 
 
 def build_optimizer(
-    config: TrainingConfig, steps_per_epoch: int
+    config: TrainingConfig,
+    steps_per_epoch: int,
+    groups: Callable[[Any], Any] | None = None,
 ) -> tuple[optax.GradientTransformation, Schedule]:
-    """Gradient clipping, L2 or decoupled weight decay, then the optax optimizer."""
+    """Gradient clipping, L2 or decoupled weight decay, then the optax optimizer; with
+    `groups` (params -> a label per parameter: frozen, backbone or head; see
+    `finetune.ParamGroups`), frozen parameters get no update and the backbone's is scaled by
+    `training.backbone_lr_scale`."""
     schedule = learning_rate_schedule(config, steps_per_epoch)
     optimizer = getattr(optax, config.optimizer.name)(  # a name checked against OPTIMIZERS
         learning_rate=schedule, **config.optimizer.options
@@ -92,4 +97,12 @@ def build_optimizer(
     parts.append(optimizer)
     if config.weight_decay and config.weight_decay_style == "decoupled":
         parts.append(decoupled_weight_decay(config.weight_decay, schedule, decay_mask(config)))
-    return optax.chain(*parts), schedule
+    tx = optax.chain(*parts)
+    if groups is None:
+        return tx, schedule
+    grouped = {
+        "head": tx,
+        "backbone": optax.chain(tx, optax.scale(config.backbone_lr_scale)),
+        "frozen": optax.set_to_zero(),
+    }
+    return optax.multi_transform(grouped, groups), schedule

@@ -53,7 +53,8 @@ def load_trained(run_dir: Path) -> Trained:
     restored = checkpoints.restore((params, rest), best=True, report=say)
     if restored is None:
         sums = zero_sums(classes) if per_pixel else None
-        restored_latest = checkpoints.restore(_latest_like(model, config, sums), report=say)
+        like = _latest_like(model, config, compiled, sums)
+        restored_latest = checkpoints.restore(like, report=say)
         if restored_latest is None:
             raise SpecError("holds no usable checkpoint", path=str(run_dir))
         state, _ = restored_latest
@@ -80,15 +81,18 @@ def _no_optimizer() -> Any:
     return optax.identity()
 
 
-def _latest_like(model: Any, config: dict[str, Any], sums: Any = None) -> Any:
-    """A TrainState of the run's shape (`sums`: its running totals, None for a classifier's),
-    to restore the latest checkpoint into."""
+def _latest_like(model: Any, config: dict[str, Any], compiled: Any, sums: Any = None) -> Any:
+    """A TrainState of the run's shape (`sums`: its running totals, None for a classifier's;
+    the optimizer grouped as the run's `training.freeze` made it), to restore the latest
+    checkpoint into."""
     from .config import TrainingConfig
+    from .finetune import param_groups
     from .optim import build_optimizer
     from .steps import initial_state
 
     training = TrainingConfig.model_validate(config["training"])
-    tx, _ = build_optimizer(training, 1)
+    groups = param_groups(compiled, training)
+    tx, _ = build_optimizer(training, 1, groups.labels(compiled) if groups.active else None)
     return initial_state(model, tx, sums)[1]
 
 
