@@ -64,7 +64,7 @@ def read_source(source: SpecSource) -> tuple[str, bytes]:
 
 
 def parse_overrides(pairs: list[str] | Mapping[str, Any] | None) -> dict[str, Any]:
-    """`["num_classes=5"]` -> {"num_classes": 5}; values read as YAML 1.2 scalars."""
+    """`["num_classes=5"]` -> {"num_classes": 5}; values read as YAML 1.2 scalars, or flow lists and maps (`[a, b]`, `{until: bn}`)."""
     if pairs is None:
         return {}
     if isinstance(pairs, Mapping):
@@ -74,7 +74,7 @@ def parse_overrides(pairs: list[str] | Mapping[str, Any] | None) -> dict[str, An
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise SpecError(f"--set {pair!r}: expected NAME=VALUE, e.g. --set num_classes=5")
-        if value.strip().startswith("["):
+        if value.strip().startswith(("[", "{")):
             try:
                 result[key.strip()] = load_yaml(value, "--set")
             except SpecError as error:

@@ -81,7 +81,8 @@ def test_logits_match_torchvision(name):
     plan.apply()
     error = relative_error(reference, model, SIZE.get(name, 224))
     print(
-        f"{name}: {plan.pairing}, relative max diff {error:.2e} ({time.perf_counter() - start:.1f} s)"
+        f"{name}: {plan.pairing}, relative max diff {error:.2e} "
+        f"({time.perf_counter() - start:.1f} s)"
     )
     assert error < TOLERANCE
 

@@ -163,7 +163,7 @@ def test_a_hostile_npy_runs_nothing(tmp_path, alexnet):
         )
         pickle.dump(array, handle, protocol=2)
     compiled, shared = alexnet
-    with pytest.raises(netspec.SpecError, match="refusing to load .*system"):
+    with pytest.raises(netspec.SpecError, match=r"refusing to load .*system"):
         netspec.plan_weights(compiled, shared, path)
     assert not marker.exists()
 
@@ -231,9 +231,23 @@ def test_unknown_sources_are_clear(tmp_path):
         netspec.load_weights(compiled, tmp_path / "missing.pth")
     odd = tmp_path / "weights.xyz"
     odd.write_text("?")
-    with pytest.raises(netspec.SpecError, match="unknown weights format '.xyz'"):
+    with pytest.raises(netspec.SpecError, match=r"unknown weights format .\.xyz."):
         netspec.load_weights(compiled, odd)
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"\x00" * 5)
-    with pytest.raises(netspec.SpecError, match="not a readable .safetensors"):
+    with pytest.raises(netspec.SpecError, match=r"not a readable \.safetensors"):
         netspec.load_weights(compiled, broken)
+
+
+def test_a_new_head_for_fewer_classes(tmp_path):
+    """ImageNet's 1000 classes into a 5-class AlexNet: fc8 keeps its initialisation, every
+    other layer loads (the count is the sum of the blobs but fc8's)."""
+    blobs = caffe_blobs(seed=5)
+    path = tmp_path / "bvlc_alexnet.npy"
+    np.save(path, blobs, allow_pickle=True)
+    compiled = netspec.compile("alexnet", num_classes=5, **CAFFE_LRN)
+    model = nnx.eval_shape(lambda: compiled.network_class()(rngs=nnx.Rngs(0)))
+    plan = netspec.plan_weights(compiled, model, path)
+    assert plan.new_head == ["fc8"]
+    assert plan.loaded == sum(w.size + b.size for n, (w, b) in blobs.items() if n != "fc8")
+    assert plan.assignments[-1].note == "1000 -> 5 outputs"
