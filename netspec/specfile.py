@@ -64,7 +64,8 @@ def read_source(source: SpecSource) -> tuple[str, bytes]:
 
 
 def parse_overrides(pairs: list[str] | Mapping[str, Any] | None) -> dict[str, Any]:
-    """`["num_classes=5"]` -> {"num_classes": 5}; values read as YAML 1.2 scalars, or flow lists and maps (`[a, b]`, `{until: bn}`)."""
+    """`["num_classes=5"]` -> {"num_classes": 5}; values read as YAML 1.2 scalars, or flow
+    lists and maps (`[a, b]`, `{until: bn}`)."""
     if pairs is None:
         return {}
     if isinstance(pairs, Mapping):
