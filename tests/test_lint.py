@@ -9,7 +9,6 @@ import pytest
 
 from .conftest import ROOT
 
-
 CHECKED = [
     name
     for name in ("netspec", "tests", "benchmarks", "tools", "examples")
