@@ -1,10 +1,9 @@
 """netspec: write a network as a YAML layer table; check it, cost it, compile it to Flax."""
 
-from . import export  # a package that is also callable: netspec.export(run, "onnx", out)
 from .analyze import NodeReport, Report, RowReport, analyze
 from .compiled import Compiled, compile
 from .errors import Location, SpecError
-from .export import ExportResult
+from .export import ExportResult, export_model
 from .graph import Graph, Head, Node, Row
 from .specfile import analyze_spec, resolve_source, zoo_dir, zoo_names
 from .weights import load_weights, plan_weights
@@ -27,7 +26,7 @@ __all__ = [
     "analyze",
     "analyze_spec",
     "compile",
-    "export",
+    "export_model",
     "load_weights",
     "plan_weights",
     "resolve_source",

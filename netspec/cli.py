@@ -80,6 +80,24 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip unreadable images (counted in the summary) instead of stopping",
     )
+    train.add_argument(
+        "--init-from",
+        metavar="SOURCE",
+        help="start from these weights: a PyTorch state_dict (.pth/.pt), .safetensors, a Keras "
+        ".weights.h5/.keras, a Caffe-converted .npy dict, or another run directory",
+    )
+    train.add_argument(
+        "--init-by",
+        choices=("auto", "name", "order"),
+        default="auto",
+        help="pair the source's layers by name (a zoo spec's name map, or netspec's own names), "
+        "by execution order and shape, or auto: by name where known (default)",
+    )
+    train.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="with --init-from: print which source layer fills each layer, then stop",
+    )
     train.add_argument("--workers", type=int, help="background data workers")
     train.add_argument("--max-steps", type=int, help=argparse.SUPPRESS)
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -128,6 +146,25 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--dtype", choices=DTYPES, default="float32", help="compute dtype")
     add_set_option(bench, "override a spec variable")
     bench.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    export = commands.add_parser(
+        "export", help="write a trained run or a spec as ONNX, StableHLO or Flax with weights"
+    )
+    export.add_argument(
+        "source", metavar="RUN_OR_SPEC", help="a run directory, a spec file or a zoo name"
+    )
+    export.add_argument(
+        "--format", required=True, choices=["onnx", "stablehlo", "flax"], help="what to write"
+    )
+    export.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="the model file (a folder for flax; default RUN/export/<name>.onnx, .stablehlo or "
+        "<name>_flax/, or ./<name>... for a spec); the metadata goes beside it",
+    )
+    add_set_option(export, "a spec variable, or training.normalize... (specs only)")
+    export.add_argument("--overwrite", action="store_true", help="replace an earlier export")
 
     commands.add_parser("list", help="list the zoo specs with their totals")
     commands.add_parser("schema", help="print the JSON Schema of the spec format")
@@ -238,7 +275,15 @@ def run_train(args: argparse.Namespace) -> int:
         workers=args.workers,
         progress=not args.no_progress,
         max_steps=args.max_steps,
+        init_from=args.init_from,
+        init_by=args.init_by,
     )
+    if args.dry_run:
+        from .train.loop import weight_plan
+        from .weights.table import print_plan
+
+        print_plan(weight_plan(options))
+        return 0
     try:
         record = train(options)
     except Stop as stop:
@@ -355,8 +400,21 @@ def run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_export(args: argparse.Namespace) -> int:
+    from .export import export_model
+
+    out = Path(args.output) if args.output else None
+    result = export_model(
+        args.source, args.format, out, overrides=args.overrides, overwrite=args.overwrite
+    )
+    for line in result.lines():
+        print(line)
+    return 0
+
+
 COMMANDS = {
     "bench": run_bench,
+    "export": run_export,
     "compile": run_compile,
     "train": run_train,
     "eval": run_eval,
@@ -369,7 +427,7 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command in ("train", "eval", "predict", "bench"):
+    if args.command in ("train", "eval", "predict", "bench", "export"):
         from .jaxcache import enable_compilation_cache
 
         enable_compilation_cache()

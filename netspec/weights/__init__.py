@@ -34,14 +34,14 @@ def read_source(source: Any) -> WeightSource:
         from .torch_source import from_state_dict
 
         return from_state_dict(source, f"state_dict of {len(source)} tensors")
+    if hasattr(source, "layers") and hasattr(source, "get_weights"):  # before state_dict:
+        from .keras_source import from_keras_model  # Keras on torch is a torch module too
+
+        return from_keras_model(source)
     if hasattr(source, "state_dict") and callable(source.state_dict):
         from .torch_source import from_state_dict
 
         return from_state_dict(source.state_dict(), f"{type(source).__name__} (torch module)")
-    if hasattr(source, "layers") and hasattr(source, "get_weights"):
-        from .keras_source import from_keras_model
-
-        return from_keras_model(source)
     if not isinstance(source, (str, Path)):
         raise SpecError(f"cannot read weights from a {type(source).__name__}; give {FORMATS}")
     return read_path(Path(source))

@@ -46,8 +46,13 @@ class LoadPlan:
 
     @property
     def loaded(self) -> int:
-        """How many values (parameters and statistics) the plan loads."""
-        return sum(int(v.size) for a in self.assignments for v in a.values.values())
+        """How many values (parameters and statistics) the plan takes from the source."""
+        return sum(
+            int(value.size)
+            for a in self.assignments
+            for name, value in a.values.items()
+            if a.source is not None and name in a.source.tensors  # not Keras's filled-in scale
+        )
 
     @property
     def new_head(self) -> list[str]:
