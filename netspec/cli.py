@@ -32,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     compile_ = commands.add_parser("compile", help="check a spec and print its layer table")
     compile_.add_argument("spec", help="a spec file, or the name of a zoo spec (netspec list)")
-    add_set_option(compile_, "override a spec variable (repeatable)")
+    add_set_option(
+        compile_, "override a spec variable, or a training option as training.NAME (repeatable)"
+    )
     compile_.add_argument("--json", action="store_true", help="print the report as JSON")
     compile_.add_argument(
         "--no-check",
@@ -173,8 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_compile(args: argparse.Namespace) -> int:
     from .compiled import compile_with
+    from .train.config import load_training_config, split_overrides
 
-    compiled = compile_with(args.spec, args.overrides, args.dtype, args.param_dtype)
+    variables, training = split_overrides(args.overrides)
+    compiled = compile_with(args.spec, variables, args.dtype, args.param_dtype)
+    section = compiled.data.get("training") or {}
+    fine_tuning = training or "freeze" in section or "backbone_lr_scale" in section
+    # (reading the training section validates its optimizer through optax, which imports JAX)
+    config = load_training_config(compiled.data, None, training) if fine_tuning else None
     for warning in compiled.report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     check, cached = None, False
@@ -194,8 +202,12 @@ def run_compile(args: argparse.Namespace) -> int:
         print(json.dumps(compiled.summary, indent=1))
         return 0
     from .table import print_report
+    from .train.finetune import describe_spec_groups
 
     print_report(compiled.report)
+    groups = describe_spec_groups(compiled, config) if config is not None else None
+    if groups is not None:
+        print(groups)
     if check is not None:
         print(
             f"checked against the Flax module{' (cached)' if cached else ''}: "

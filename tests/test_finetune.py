@@ -68,7 +68,7 @@ def runs(tmp_path_factory) -> tuple[Path, Path, Path]:
     )
     assert done.returncode == 0, done.stderr
     assert "initialised from" in done.stderr and "by name (netspec's node names)" in done.stderr
-    assert "frozen (2 rows; 1 batch norms in inference mode)" in done.stderr
+    assert "frozen (2 rows; 1 batch norm in inference mode)" in done.stderr
     return spec, first, second
 
 
@@ -153,3 +153,37 @@ def test_backbone_freezes_all_but_the_heads():
     groups = param_groups(compiled, config)
     rows = [row.name for row in compiled.graph.rows]
     assert set(rows) - set(groups.frozen) == {"linear", "aux1", "aux2"}
+
+
+AUX_SPEC = """\
+name: aux_small
+input: 8x8x3
+layers:
+  - conv: conv 3x3 4 padding=same
+  - side: [gap, dense 2]
+    from: conv
+    aux: 0.3
+  - conv2: conv 3x3 5 padding=same
+  - gap: gap
+  - fc: dense 2
+"""
+
+
+def test_compile_prints_the_split_and_until_leaves_auxiliary_heads(tmp_path):
+    """Counts by hand: conv 3*3*3*4+4 = 112, side 4*2+2 = 10, conv2 3*3*4*5+5 = 185, fc 5*2+2 =
+    12. `{until: conv2}` freezes conv and conv2 (297), not the auxiliary head `side`."""
+    spec = tmp_path / "aux.yaml"
+    spec.write_text(AUX_SPEC)
+    done = netspec_cli(
+        "compile", str(spec), "--no-check", "--set", "training.freeze={until: conv2}"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "fine-tuning: 22 parameters train at the full learning rate, 297 frozen (2 rows)" in (
+        done.stdout
+    )
+    done = netspec_cli("compile", str(spec), "--no-check", "--set", "training.freeze=[side]")
+    assert "fine-tuning: 309 parameters train at the full learning rate, 10 frozen (1 row)" in (
+        done.stdout
+    )
+    done = netspec_cli("compile", str(spec), "--no-check")
+    assert done.returncode == 0 and "fine-tuning" not in done.stdout

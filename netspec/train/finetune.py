@@ -57,7 +57,9 @@ def frozen_rows(compiled: Compiled, config: TrainingConfig) -> list[str]:
                 hint=did_you_mean(name, order) or f"rows: {', '.join(order[:12])} ...",
             )
     if isinstance(freeze, FreezeUntil):
-        return order[: order.index(freeze.until) + 1]
+        # auxiliary heads branch off the main path: `until` freezes the path, not them
+        aux = {row.name for row in compiled.graph.rows if row.train_only}
+        return [row for row in order[: order.index(freeze.until) + 1] if row not in aux]
     return [row for row in order if row in named]
 
 
@@ -153,8 +155,31 @@ def describe_groups(sizes: dict[str, int], groups: ParamGroups, norms: int) -> s
     """One line: parameters trained, at the backbone rate, frozen."""
     parts = [f"{sizes[HEAD]:,} parameters train at the full learning rate"]
     if sizes[BACKBONE]:
-        parts.append(f"{sizes[BACKBONE]:,} at {groups.scale:g}x ({len(groups.backbone)} rows)")
+        parts.append(f"{sizes[BACKBONE]:,} at {groups.scale:g}x ({_rows(len(groups.backbone))})")
     if sizes[FROZEN] or groups.frozen:
-        frozen = f"{sizes[FROZEN]:,} frozen ({len(groups.frozen)} rows"
-        parts.append(frozen + (f"; {norms} batch norms in inference mode)" if norms else ")"))
+        frozen = f"{sizes[FROZEN]:,} frozen ({_rows(len(groups.frozen))}"
+        if norms:
+            frozen += f"; {norms} batch norm{'' if norms == 1 else 's'} in inference mode"
+        parts.append(frozen + ")")
     return "fine-tuning: " + ", ".join(parts)
+
+
+def _rows(count: int) -> str:
+    return f"{count} row{'' if count == 1 else 's'}"
+
+
+def describe_spec_groups(compiled: Compiled, config: TrainingConfig) -> str | None:
+    """`describe_groups` from the analysis alone (no model built), for `netspec compile`; None
+    when the training section freezes nothing and trains every row at one rate."""
+    if config.freeze is None and config.backbone_lr_scale == 1.0:
+        return None
+    groups = param_groups(compiled, config)
+    sizes = {FROZEN: 0, BACKBONE: 0, HEAD: 0}
+    for row in compiled.report.rows:
+        sizes[groups.label_of(row.name)] += row.params
+    norms = sum(
+        1
+        for node in compiled.report.nodes
+        if node.op == "batchnorm" and compiled.graph.node(node.name).row in groups.frozen
+    )
+    return describe_groups(sizes, groups, norms)
