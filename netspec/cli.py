@@ -168,6 +168,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_set_option(export, "a spec variable, or training.normalize... (specs only)")
     export.add_argument("--overwrite", action="store_true", help="replace an earlier export")
 
+    import_ = commands.add_parser(
+        "import", help="write a Caffe prototxt, Keras config or ONNX model as a spec"
+    )
+    import_.add_argument("model", help="a .prototxt, a Keras .json or .keras, or an .onnx file")
+    import_.add_argument("-o", "--output", metavar="SPEC", help="write the spec here (else stdout)")
+    import_.add_argument("--name", help="the spec's name (default: the model's)")
+    import_.add_argument(
+        "--weights", metavar="FILE", help="a weights file to check against every layer (e.g. .npy)"
+    )
+    import_.add_argument("--overwrite", action="store_true", help="replace an existing SPEC")
+
     commands.add_parser("list", help="list the zoo specs with their totals")
     commands.add_parser("schema", help="print the JSON Schema of the spec format")
     return parser
@@ -424,7 +435,32 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_import(args: argparse.Namespace) -> int:
+    from .importers import import_model, write_imported
+
+    out = Path(args.output) if args.output else None
+    if out is not None and out.exists() and not args.overwrite:  # before the work
+        raise SpecError("exists already", path=str(out), hint="pass --overwrite to replace it")
+    spec = import_model(args.model, args.name, args.weights)
+    if out is None:
+        sys.stdout.write(spec.text)
+    else:
+        write_imported(spec, out, overwrite=True)
+        print(f"wrote {out} ({len(spec.text.splitlines())} lines)", file=sys.stderr)
+    report = spec.compiled.report
+    blocks = ", ".join(f"{name} x{count}" for name, count in spec.blocks.items())
+    print(
+        f"{spec.graph.format}: {len(spec.graph.nodes)} layers -> {len(report.rows)} rows"
+        + (f" (blocks: {blocks})" if blocks else ""),
+        file=sys.stderr,
+    )
+    for line in spec.checks:
+        print(f"checked: {line}", file=sys.stderr)
+    return 0
+
+
 COMMANDS = {
+    "import": run_import,
     "bench": run_bench,
     "export": run_export,
     "compile": run_compile,

@@ -497,10 +497,7 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
     model = compiled.build(seed=config.seed)
     if prepared.init is not None:
         plan = load_init(compiled, model, prepared.init)
-        say(
-            f"initialised from {plan.source.description}: {plan.loaded:,} values, paired "
-            f"{plan.pairing}" + (f"; new head: {', '.join(plan.new_head)}" if plan.new_head else "")
-        )
+        say(f"initialised from {plan.source.description}: {plan.summary()}")
     if groups.active:
         norms = freeze_batchnorm(compiled, model, groups)
         _, params, _ = nnx.split(model, nnx.Param, ...)

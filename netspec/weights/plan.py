@@ -58,6 +58,11 @@ class LoadPlan:
     def new_head(self) -> list[str]:
         return [a.target.name for a in self.assignments if a.status == NEW_HEAD]
 
+    def summary(self) -> str:
+        """`N values, paired by ...; new head: fc` in one line."""
+        text = f"{self.loaded:,} values, paired {self.pairing}"
+        return text + (f"; new head: {', '.join(self.new_head)}" if self.new_head else "")
+
     def apply(self) -> None:
         """Set every planned value on its module (all were checked before)."""
         import jax.numpy as jnp
