@@ -213,12 +213,14 @@ def run_compile(args: argparse.Namespace) -> int:
         print(json.dumps(compiled.summary, indent=1))
         return 0
     from .table import print_report
-    from .train.finetune import describe_spec_groups
 
     print_report(compiled.report)
-    groups = describe_spec_groups(compiled, config) if config is not None else None
-    if groups is not None:
-        print(groups)
+    if config is not None:  # (finetune imports JAX: only when the spec fine-tunes)
+        from .train.finetune import describe_spec_groups
+
+        groups = describe_spec_groups(compiled, config)
+        if groups is not None:
+            print(groups)
     if check is not None:
         print(
             f"checked against the Flax module{' (cached)' if cached else ''}: "

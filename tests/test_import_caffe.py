@@ -9,6 +9,8 @@ import re
 import subprocess
 import sys
 
+import jax.numpy as jnp
+import numpy as np
 import pytest
 import yaml
 
@@ -16,6 +18,8 @@ import netspec
 from netspec.errors import SpecError
 from netspec.importers import import_model, read_model
 from netspec.importers.prototxt import parse
+
+from . import caffe_nets
 
 MINI = """\
 name: "MiniNet"   # a comment
@@ -187,3 +191,56 @@ def test_a_blob_nobody_wrote_is_located(tmp_path):
     path.write_text(mini_prototxt().replace('bottom: "pool5"', 'bottom: "pool6"'))
     with pytest.raises(SpecError, match="reads blob 'pool6', which no earlier layer writes"):
         read_model(path)
+
+
+# -- published networks, and their outputs against a NumPy Caffe (tests/caffe_nets.py) ---------
+
+
+def npy_weights(net: list[dict], blobs: dict[str, list[np.ndarray]]) -> dict[str, object]:
+    """Caffe's blobs as a caffe-tensorflow style .npy dict in layer order: [weights, biases]
+    (Caffe's layout); BatchNorm's statistics divided by its scale factor, with the Scale after
+    it as the batch norm's scale and offset."""
+    written: dict[str, object] = {}
+    scales = {layer["bottoms"][0]: layer["name"] for layer in net if layer["type"] == "Scale"}
+    for layer in net:
+        name = layer["name"]
+        if layer["type"] in ("Convolution", "InnerProduct"):
+            written[name] = list(blobs[name])
+        elif layer["type"] == "BatchNorm":
+            mean, var, factor = blobs[name]
+            gamma, beta = blobs[scales[layer["tops"][0]]]
+            s = 1.0 / float(factor[0]) if float(factor[0]) else 0.0
+            written[name] = {"mean": mean * s, "variance": var * s, "scale": gamma, "offset": beta}
+    return written
+
+
+@pytest.mark.parametrize(
+    ("builder", "main_output", "size", "params"),
+    [
+        (
+            lambda: caffe_nets.bvlc_googlenet(deploy=False, batch=1),
+            "loss3/classifier",
+            224,
+            13_378_280,
+        ),
+        (lambda: caffe_nets.bvlc_alexnet(deploy=False, batch=1), "fc8", 227, 60_965_224),
+        (lambda: caffe_nets.small_resnet(), "fc", 32, None),
+    ],
+    ids=["googlenet-train_val", "alexnet-train_val", "small-resnet"],
+)
+def test_imported_net_computes_caffes_logits(tmp_path, builder, main_output, size, params):
+    net = builder()
+    path = tmp_path / "net.prototxt"
+    path.write_text(caffe_nets.to_prototxt(net, "Net"))
+    blobs = caffe_nets.random_weights(net, seed=4)
+    weights = tmp_path / "net.npy"
+    np.save(weights, np.array(npy_weights(net, blobs), dtype=object), allow_pickle=True)
+    spec = import_model(path, weights=weights)
+    assert spec.compiled.report.params == (params or caffe_nets.param_count(net))
+    assert any("pair with every layer" in line for line in spec.checks)
+    model = netspec.load_weights(spec.compiled, weights, by="order")
+    x = np.random.default_rng(5).normal(size=(1, 3, size, size)).astype(np.float32)
+    theirs = caffe_nets.caffe_forward(net, blobs, x)[main_output].reshape(1, -1)
+    ours = np.asarray(model(jnp.asarray(x.transpose(0, 2, 3, 1)))).reshape(1, -1)
+    assert theirs.std() > 0
+    assert np.abs(ours - theirs).max() / np.abs(theirs).max() < 1e-4

@@ -57,7 +57,7 @@ def import_model(
     if weights is not None:
         spec.checks.append(_check_weights(spec, weights))
     elif check_outputs is not None:
-        line = check_outputs(spec.compiled, Path(path))
+        line = check_outputs(spec, Path(path))
         if line:
             spec.checks.append(line)
     return spec

@@ -18,6 +18,8 @@ from ..layers import ALIASES, REGISTRY
 from .ir import ImportedGraph, Node
 
 MERGES = ("concat", "add", "multiply")
+BRANCHED = ("concat", "add")
+"""The merges netspec writes as a row of branches; `multiply` (a gate) reads rows by `from`."""
 ACTIVATION_TYPES = {name for name, layer in REGISTRY.items() if layer.preset_of == "activation"} - {
     "softmax"
 }
@@ -29,6 +31,11 @@ class Leaf:
     """One layer."""
 
     node: Node
+    reads: list[str] | None = None
+    """Inside a sequence: the nodes it reads (or the sequence's entry) when not the item
+    before it."""
+    from_names: list[str] = field(default_factory=list)
+    """`reads` as the sequence's item names (`input` for its entry), set when items are named."""
 
 
 @dataclass
@@ -36,6 +43,10 @@ class Seq:
     """Layers one after another: named items."""
 
     items: list[tuple[str, Item]]
+    entry: str = ""
+    """The tensor the sequence reads (a node name), which its items call `input`."""
+    unit: bool = False
+    """A conv -> batch norm -> activation run (Keras's `conv2d_bn`), written as one block."""
 
 
 @dataclass
@@ -108,10 +119,10 @@ def common_prefix(names: list[str]) -> str:
 
 
 def relative(name: str, prefix: str) -> str:
+    """`name` inside `prefix` (`inception_3a/1x1` in `inception_3a` -> `1x1`); '' for the
+    prefix itself."""
     if prefix and name.startswith(prefix):
-        rest = name[len(prefix) :].lstrip("/._")
-        if rest:
-            return rest
+        return name[len(prefix) :].lstrip("/._")
     return name
 
 
@@ -131,7 +142,86 @@ def table_rows(graph: ImportedGraph, nodes: list[Node]) -> list[TableRow]:
     for output, weight in graph.aux.items():
         chain = [n for n in nodes if n.name in _ancestors(output, by_name) and n.name not in main]
         rows = _attach_aux(rows, chain, output, weight, by_name, graph.input_name)
+    if sum(_count_units(row.item) for row in rows) + _top_level_units(rows) >= 2:
+        rows = _wrap_top_level_units(rows)
+        for row in rows:
+            _wrap_units(row.item)
     return rows
+
+
+UNIT = (("conv",), ("batchnorm",), tuple(sorted(ACTIVATION_TYPES)))
+
+
+def _starts_unit(items: list[Item], index: int) -> bool:
+    """conv (no activation of its own) -> batchnorm -> activation, each reading the one before."""
+    window = items[index : index + 3]
+    if len(window) < 3 or not all(isinstance(i, Leaf) and i.reads is None for i in window):
+        return False
+    ops = [i.node.op for i in window]  # type: ignore[union-attr]
+    conv = window[0].node  # type: ignore[union-attr]
+    return (
+        all(op in allowed for op, allowed in zip(ops, UNIT, strict=True))
+        and conv.fields.get("activation", "none") == "none"
+    )
+
+
+def _count_units(item: Item) -> int:
+    if isinstance(item, Merge):
+        return sum(_count_units(b) for _, b in item.branches)
+    if isinstance(item, Seq):
+        inner = [i for _, i in item.items]
+        found = sum(_starts_unit(inner, k) for k in range(len(inner)))
+        return found + sum(_count_units(i) for i in inner)
+    return 0
+
+
+def _top_level_units(rows: list[TableRow]) -> int:
+    items: list[Item] = [
+        row.item if row.reads is None and row.aux is None else Seq([]) for row in rows
+    ]
+    return sum(_starts_unit(items, k) for k in range(len(items)))
+
+
+def _wrap_units(item: Item) -> None:
+    """Each conv -> bn -> activation run inside `item` becomes one `unit` sequence."""
+    if isinstance(item, Merge):
+        for _, branch in item.branches:
+            _wrap_units(branch)
+        return
+    if not isinstance(item, Seq) or item.unit:
+        return
+    inner = [i for _, i in item.items]
+    wrapped: list[tuple[str, Item]] = []
+    index = 0
+    while index < len(inner):
+        if _starts_unit(inner, index):
+            run = inner[index : index + 3]
+            entry = run[0].node.inputs[0]  # type: ignore[union-attr]
+            wrapped.append(("", Seq([("", i) for i in run], entry, unit=True)))
+            index += 3
+            continue
+        _wrap_units(inner[index])
+        wrapped.append(("", inner[index]))
+        index += 1
+    item.items = wrapped
+
+
+def _wrap_top_level_units(rows: list[TableRow]) -> list[TableRow]:
+    items: list[Item] = [
+        row.item if row.reads is None and row.aux is None else Seq([]) for row in rows
+    ]
+    wrapped: list[TableRow] = []
+    index = 0
+    while index < len(rows):
+        if _starts_unit(items, index):
+            run = [row.item for row in rows[index : index + 3]]
+            entry = run[0].node.inputs[0]  # type: ignore[union-attr]
+            wrapped.append(_row(Seq([("", i) for i in run], entry, unit=True), None))
+            index += 3
+            continue
+        wrapped.append(rows[index])
+        index += 1
+    return wrapped
 
 
 def block_name_base(names: list[str]) -> str:
@@ -189,22 +279,42 @@ def _structure(entry: str, members: list[Node], by_name: dict[str, Node]) -> Seq
         item = _segment_item(segment_entry, segment, by_name)
         if item is None:
             return None
-        items.append(("", item))
-    return Seq(items)
+        if isinstance(item, Seq):  # a flat run: its items join this sequence
+            items.extend(item.items)
+        else:
+            items.append(("", item))
+    return Seq(items, entry)
+
+
+def _flat_seq(entry: str, segment: list[Node]) -> Seq:
+    """One item per layer, each reading its inputs by name (`from`) where they are not the item
+    before it: what does not decompose into branches (a squeeze-excitation gate)."""
+    items: list[tuple[str, Item]] = []
+    previous = entry
+    for node in segment:
+        plain = node.inputs == (previous,) and node.op not in MERGES
+        items.append(("", Leaf(node, None if plain else list(node.inputs))))
+        previous = node.name
+    return Seq(items, entry)
 
 
 def _segment_item(entry: str, segment: list[Node], by_name: dict[str, Node]) -> Item | None:
     last = segment[-1]
-    if len(segment) == 1:
-        return Leaf(last) if last.inputs == (entry,) else None
-    if last.op not in MERGES:
-        return None
+    if len(segment) == 1 and last.inputs == (entry,) and last.op not in MERGES:
+        return Leaf(last)
+    merge = _merge_item(entry, segment, by_name) if last.op in BRANCHED else None
+    return merge if merge is not None else _flat_seq(entry, segment)
+
+
+def _merge_item(entry: str, segment: list[Node], by_name: dict[str, Node]) -> Merge | None:
+    """The segment as branches from `entry` joined by its last node; None if they cross."""
+    last = segment[-1]
     inside = {node.name for node in segment[:-1]}
     branches: list[tuple[str, Seq]] = []
     claimed: set[str] = set()
     for source in last.inputs:
         if source == entry:
-            branches.append(("", Seq([])))
+            branches.append(("", Seq([], entry)))
             continue
         own = _ancestors(source, by_name) & inside
         if own & claimed:
@@ -236,7 +346,7 @@ def _sequence_rows(entry: str, nodes: list[Node], by_name: dict[str, Node]) -> l
     previous = entry
     for segment_entry, segment in segments or [(entry, nodes)]:
         item = _segment_item(segment_entry, segment, by_name) if segments else None
-        if item is None:  # one row per layer, each reading what it reads
+        if item is None or isinstance(item, Seq):  # one row per layer, each reading its inputs
             for node in segment:
                 plain = node.inputs == (previous,) and node.op not in MERGES
                 rows.append(_row(Leaf(node), None if plain else list(node.inputs)))
@@ -280,13 +390,16 @@ def _fold_residual_activations(rows: list[TableRow], nodes: list[Node]) -> list[
 
 def _group_named_runs(rows: list[TableRow]) -> list[TableRow]:
     """Consecutive one-layer rows whose source names share a path (`conv2/3x3_reduce`,
-    `conv2/3x3`, `conv2/norm2`) -> one row `conv2` of those layers, as papers print them."""
+    `conv2/3x3`, `conv2/norm2`; Keras's `conv1_conv`, `conv1_bn`) -> one row `conv2` of those
+    layers, as papers print them."""
 
     def scope(row: TableRow) -> str:
         if not isinstance(row.item, Leaf) or row.reads is not None:
             return ""
-        name = row.item.node.name
-        parts = re.split(r"[/.]", name.strip("/."))
+        name = row.item.node.name.strip("/._")
+        parts = re.split(r"[/.]", name)
+        if len(parts) == 1:  # Keras: `conv1_conv`, `conv1_bn`, `conv1_relu`
+            parts = name.split("_")
         return parts[0] if len(parts) > 1 else ""
 
     grouped: list[TableRow] = []

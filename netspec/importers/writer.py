@@ -229,7 +229,12 @@ def _normalised(node: Node) -> dict[str, Any]:
     fields = dict(node.fields)
     for name in ("kernel", "stride", "dilation", "padding"):
         value = fields.get(name)
-        if isinstance(value, list) and len(value) == 2 and value[0] == value[1]:
+        if (
+            isinstance(value, list)
+            and len(value) == 2
+            and not isinstance(value[0], list)
+            and value[0] == value[1]
+        ):  # [k, k] is k; [[0, 1], [0, 1]] (top/bottom, left/right) stays as it is
             fields[name] = value[0]
     if node.op in ("conv", "maxpool", "avgpool") and fields.get("padding") in (0, [0, 0]):
         fields["padding"] = "valid"
@@ -260,8 +265,13 @@ class _Block:
     """Argument names, in call order."""
     slots: dict[int, str]
     """Slot index (in `_slots` order) -> argument name, for the values that differ."""
-    calls: dict[str, list[Any]]
-    """Row name -> its argument values."""
+    arg_slots: list[int]
+    """For each argument, the first slot it fills."""
+    calls: int
+    """How many places call it."""
+    defaults: dict[str, Any] = field(default_factory=dict)
+    """Arguments most calls give the same value: `{stride: 1}`; calls name them when they
+    differ (`stride=2`)."""
 
 
 class _Writer:
@@ -279,8 +289,10 @@ class _Writer:
         self._name_rows()
         self.row_of = {row.last: row.name for row in rows} | {graph.input_name: "input"}
         self.defaults = self._defaults()
+        self.call_of: dict[int, _Block] = {}
+        """id(item) -> the block that item is a call of."""
         self.blocks = self._find_blocks()
-        self.block_calls = {block.name: len(block.calls) for block in self.blocks}
+        self.block_calls = {block.name: block.calls for block in self.blocks}
 
     # names ----------------------------------------------------------------------------------
 
@@ -289,36 +301,58 @@ class _Writer:
         for row in self.rows:
             prefix = common_prefix(row.members) if len(row.members) > 1 else ""
             row.prefix = prefix
-            base = prefix or row.last
+            # the last path component: `/layer1/layer1.0` -> `layer1.0`
+            base = re.split(r"/", prefix.rstrip("/"))[-1] if prefix else row.last
+            if isinstance(row.item, Seq) and row.item.unit and not prefix:
+                base = row.members[0]  # a conv -> bn -> activation row: the conv's name
             row.name = unique(sanitize(base), taken)
             self._name_items(row.item, prefix)
 
-    def _name_items(self, item: Item, prefix: str) -> None:
+    def _name_items(self, item: Item, prefix: str, generic: bool = False) -> None:
+        """Name the items inside `item` after their source layers (relative to `prefix`), or,
+        `generic`, after their types (`conv`, `bn`, `relu`; branches `b0`, `b1`, ...)."""
         if isinstance(item, Seq):
-            taken: set[str] = set()
+            taken: set[str] = {"input"}
             named = []
             for _, inner in item.items:
-                named.append((unique(self._item_name(inner, prefix), taken), inner))
-                self._name_items(inner, prefix)
+                base = _generic_name(inner) if generic else self._item_name(inner, prefix)
+                named.append((unique(base, taken), inner))
+                self._name_items(inner, prefix, generic)
             item.items = named
+            # `from` inside the sequence: its items by name, its entry as `input`
+            local = {item.entry: "input"} | {
+                _member_names(inner)[-1]: name for name, inner in named
+            }
+            for _, inner in named:
+                if isinstance(inner, Leaf) and inner.reads is not None:
+                    inner.from_names = [local[source] for source in inner.reads]
         elif isinstance(item, Merge):
             taken = set()
             named_branches = []
-            for _, branch in item.branches:
+            for index, (_, branch) in enumerate(item.branches):
                 if not branch.items:
                     base = "shortcut" if item.op == "add" else "identity"
+                elif generic:
+                    base = f"b{index}"
                 else:
                     base = self._item_name(branch, prefix)
                 named_branches.append((unique(base, taken), branch))
-                self._name_items(branch, prefix)
+                self._name_items(branch, prefix, generic)
             item.branches = named_branches
 
     def _item_name(self, item: Item, prefix: str) -> str:
         names = [relative(n, prefix) for n in _member_names(item)]
+        if isinstance(item, Seq) and item.unit and names[0]:
+            shared = common_prefix(names)
+            return sanitize(shared or names[0])
+        if isinstance(item, Seq) and item.items and not common_prefix([n for n in names if n]):
+            return self._item_name(item.items[-1][1], prefix)  # its last layer (unit: conv)
+        if isinstance(item, (Leaf, Merge)) and not names[-1]:  # named like the row itself
+            return item.node.op
         if isinstance(item, Leaf) or len(names) == 1:
             return sanitize(names[-1])
-        shared = common_prefix(names)
-        return sanitize(shared or names[-1])
+        shared = common_prefix([n for n in names if n])
+        return sanitize(shared or names[-1] or "layers")
 
     # defaults -------------------------------------------------------------------------------
 
@@ -342,45 +376,108 @@ class _Writer:
     # blocks ---------------------------------------------------------------------------------
 
     def _find_blocks(self) -> list[_Block]:
-        groups: dict[str, list[TableRow]] = {}
+        """Rows (and conv -> bn -> activation units anywhere) that differ only in numbers:
+        one block each, its arguments the numbers that differ."""
+        sites: dict[int, tuple[str | None, Item]] = {}
         for row in self.rows:
-            if isinstance(row.item, Leaf):
-                continue
-            groups.setdefault(json.dumps(self._signature(row.item)), []).append(row)
+            if not isinstance(row.item, Leaf):
+                sites[id(row.item)] = (row.name, row.item)
+            for unit in _units(row.item):
+                sites.setdefault(id(unit), (None, unit))
+        groups: dict[str, list[tuple[str | None, Item]]] = {}
+        for site in sites.values():
+            groups.setdefault(json.dumps(self._signature(site[1], named=False)), []).append(site)
         blocks: list[_Block] = []
         taken = {row.name for row in self.rows}
-        for members in groups.values():
+        ordered = sorted(
+            groups.values(), key=lambda g: not isinstance(g[0][1], Seq) or not g[0][1].unit
+        )
+        for members in ordered:
             if len(members) < 2:
                 continue
-            values = [self._slots(row.item) for row in members]
-            varying = [
-                i for i in range(len(values[0])) if any(v[i] != values[0][i] for v in values)
-            ]
-            labels = self._slot_labels(members[0].item)
-            arg_taken: set[str] = {"i", "in", "num_classes"}
-            slots = {i: unique(_arg_name(labels[i]), arg_taken) for i in varying}
-            name = unique(block_name_base([row.name for row in members]), taken)
-            calls = {
-                row.name: [v[i] for i in varying] for row, v in zip(members, values, strict=True)
-            }
-            blocks.append(_Block(name, members[0].item, list(slots.values()), slots, calls))
+            items = [item for _, item in members]
+            if len({json.dumps(self._signature(item)) for item in items}) > 1:
+                # the same module under other names (`conv2d_5`, `conv2d_12`)
+                self._name_items(items[0], "", generic=True)
+            block = self._block(members, taken)
+            blocks.append(block)
+            self.call_of |= dict.fromkeys((id(item) for item in items), block)
         return blocks
 
-    def _signature(self, item: Item) -> Any:
-        """The item with its numbers left out: rows with equal signatures can share a block."""
+    def _block(self, members: list[tuple[str | None, Item]], taken: set[str]) -> _Block:
+        items = [item for _, item in members]
+        values = [self._slots(item) for item in items]
+        varying = [i for i in range(len(values[0])) if any(v[i] != values[0][i] for v in values)]
+        labels = self._slot_labels(items[0])
+        # slots equal to each other in every call are one argument (`basic 64`, not
+        # `basic 64 64`)
+        together: dict[str, list[int]] = {}
+        for i in varying:
+            together.setdefault(json.dumps([v[i] for v in values]), []).append(i)
+        arg_taken: set[str] = {"i", "in", "num_classes"}
+        slots: dict[int, str] = {}
+        firsts = []
+        for indices in together.values():
+            fields = {labels[i][1] for i in indices}
+            shared = fields.pop() if len(indices) > 1 and len(fields) == 1 else None
+            arg = unique(shared or _arg_name(labels[indices[0]]), arg_taken)
+            slots |= dict.fromkeys(indices, arg)
+            firsts.append(indices[0])
+        unit = isinstance(items[0], Seq) and items[0].unit
+        if unit:  # conv -> bn -> activation: arguments as Keras's conv2d_bn takes them
+            order = ["filters", "kernel", "stride", "padding"]
+            firsts.sort(key=lambda i: order.index(labels[i][1]) if labels[i][1] in order else 9)
+            slots = {i: (labels[i][1] if labels[i][1] in order else a) for i, a in slots.items()}
+            activation = items[0].items[-1][1].node.op  # type: ignore[union-attr]
+            base = "conv_bn" + ("" if activation == "relu" else f"_{activation}")
+        else:
+            base = block_name_base([name for name, _ in members if name is not None])
+        args = [slots[i] for i in firsts]
+        # an argument most calls give one value gets it as its default (kept last)
+        defaults: dict[str, Any] = {}
+        for arg, slot in zip(args, firsts, strict=True):
+            common, count = Counter(json.dumps(v[slot]) for v in values).most_common(1)[0]
+            if count * 2 > len(values) and arg != args[0]:
+                defaults[arg] = json.loads(common)
+        required = [i for i, a in zip(firsts, args, strict=True) if a not in defaults]
+        firsts = required + [i for i in firsts if i not in required]
+        args = [slots[i] for i in firsts]
+        return _Block(unique(base, taken), items[0], args, slots, firsts, len(members), defaults)
+
+    def _call_text(self, block: _Block, item: Item, outer: dict[int, str], counter: Any) -> str:
+        """`block v1 v2 ...` for `item`; inside another block, its values that are that block's
+        arguments (`outer`, by slot index) are written as `$arg`."""
+        values = self._slots(item)
+        indices = [next(counter) for _ in values]
+        words = []
+        for arg, slot in zip(block.args, block.arg_slots, strict=True):
+            if indices[slot] in outer:
+                text = f"${outer[indices[slot]]}"
+            elif arg in block.defaults and values[slot] == block.defaults[arg]:
+                continue
+            else:
+                text = value_text("conv", values[slot])
+            words.append(f"{arg}={text}" if arg in block.defaults else text)
+        return " ".join([block.name, *words])
+
+    def _signature(self, item: Item, named: bool = True) -> Any:
+        """The item with its numbers left out (and its names, unless `named`): rows with equal
+        signatures can share a block."""
         if isinstance(item, Leaf):
             fields = self._fields(item.node)
-            shape = sorted((k, "#" if _is_number(v) else v) for k, v in fields.items())
-            return ["leaf", item.node.op, shape]
+            shape = sorted((k, "#" if _is_slot(k, v) else v) for k, v in fields.items())
+            reads = item.from_names if named else _positions(item.reads or [])
+            return ["leaf", item.node.op, shape, reads]
         if isinstance(item, Merge):
-            return ["merge", item.op, [[n, self._signature(b)] for n, b in item.branches]]
-        return ["seq", [[n, self._signature(i)] for n, i in item.items]]
+            branches = [[n if named else "", self._signature(b, named)] for n, b in item.branches]
+            return ["merge", item.op, branches]
+        return ["seq", [[n if named else "", self._signature(i, named)] for n, i in item.items]]
 
     def _slots(self, item: Item) -> list[Any]:
         """The numbers `_signature` leaves out, in a fixed order."""
         if isinstance(item, Leaf):
             fields = self._fields(item.node)
-            return [fields[k] for k in sorted(fields) if _is_number(fields[k])]
+            return [fields[k] for k in sorted(fields) if _is_slot(k, fields[k])]
         if isinstance(item, Merge):
             return [v for _, b in item.branches for v in self._slots(b)]
         return [v for _, inner in item.items for v in self._slots(inner)]
@@ -389,7 +486,7 @@ class _Writer:
         """(inner row name, field) for each slot of `item`."""
         if isinstance(item, Leaf):
             fields = self._fields(item.node)
-            return [(scope, k) for k in sorted(fields) if _is_number(fields[k])]
+            return [(scope, k) for k in sorted(fields) if _is_slot(k, fields[k])]
         if isinstance(item, Merge):
             return [label for n, b in item.branches for label in self._slot_labels(b, n)]
         return [label for n, inner in item.items for label in self._slot_labels(inner, n)]
@@ -429,9 +526,8 @@ class _Writer:
             for block in self.blocks:
                 lines += self._block_lines(block)
         lines += ["", "layers:"]
-        block_of = {row: block for block in self.blocks for row in block.calls}
         for row in self.rows:
-            lines += self._row_lines(row, block_of.get(row.name), expectations.get(row.name))
+            lines += self._row_lines(row, expectations.get(row.name))
         return "\n".join(lines) + "\n"
 
     def _header(self, expectations: dict[str, tuple[Any, int]]) -> list[str]:
@@ -457,14 +553,17 @@ class _Writer:
     def _block_lines(self, block: _Block) -> list[str]:
         lines = [f"{INDENT}{block.name}:"]
         if block.args:
-            lines.append(f"{INDENT * 2}args: [{', '.join(block.args)}]")
+            args = [
+                f"{{{a}: {value_text('conv', block.defaults[a])}}}" if a in block.defaults else a
+                for a in block.args
+            ]
+            lines.append(f"{INDENT * 2}args: [{', '.join(args)}]")
         counter = iter(range(10**9))
         body = self._item_lines(block.item, 2, block.slots, counter, as_block=True)
         return lines + body
 
-    def _row_lines(
-        self, row: TableRow, block: _Block | None, expected: tuple[Any, int] | None
-    ) -> list[str]:
+    def _row_lines(self, row: TableRow, expected: tuple[Any, int] | None) -> list[str]:
+        block = self.call_of.get(id(row.item))
         options = []
         if row.reads is not None:
             reads = [self.row_of.get(s, sanitize(s)) for s in row.reads]
@@ -478,8 +577,7 @@ class _Writer:
         key = f"{INDENT}- {_key(row.name)}:"
         if block is not None or isinstance(row.item, Leaf):
             if block is not None:
-                values = [value_text("conv", v) for v in block.calls[row.name]]
-                text = " ".join([block.name, *values])
+                text = self._call_text(block, row.item, {}, iter(range(10**9)))
             else:
                 text = _row_text(self._leaf_node(row.item), self.defaults)
             text += "".join(f" {k}={v}" for k, v in options)
@@ -516,25 +614,67 @@ class _Writer:
         self, name: str, item: Item, depth: int, slots: dict[int, str], counter: Any
     ) -> list[str]:
         pad = INDENT * depth
+        block = self.call_of.get(id(item))
+        if block is not None:
+            return [f"{pad}- {_key(name)}: {self._call_text(block, item, slots, counter)}"]
         if isinstance(item, Leaf):
             fields = self._fields(item.node)
             for key in sorted(fields):
-                if _is_number(fields[key]):
+                if _is_slot(key, fields[key]):
                     index = next(counter)
                     if index in slots:
                         fields[key] = f"${slots[index]}"
             node = replace(item.node, fields=fields)
-            return [f"{pad}- {_key(name)}: {_row_text(node, self.defaults)}"]
+            text = _row_text(node, self.defaults)
+            if item.from_names:
+                text += " from=" + _names_list(item.from_names)
+            return [f"{pad}- {_key(name)}: {text}"]
         if isinstance(item, Seq) and not item.items:
             return [f"{pad}- {_key(name)}: []"]
-        if isinstance(item, Seq) and len(item.items) == 1 and isinstance(item.items[0][1], Leaf):
-            return self._named_lines(name, item.items[0][1], depth, slots, counter)
+        if isinstance(item, Seq) and len(item.items) == 1:
+            only = item.items[0][1]
+            if isinstance(only, Leaf) or id(only) in self.call_of:
+                return self._named_lines(name, only, depth, slots, counter)
         if isinstance(item, Seq):
             lines = [f"{pad}- {_key(name)}:"]
             for inner_name, inner in item.items:
                 lines += self._named_lines(inner_name, inner, depth + 2, slots, counter)
             return lines
         return [f"{pad}- {_key(name)}:", *self._item_lines(item, depth + 2, slots, counter)]
+
+
+def _is_slot(field_name: str, value: Any) -> bool:
+    """A value a block may take as an argument: numbers, and padding (`same`, `valid`, pixels)."""
+    if isinstance(value, str) and value.startswith("$"):
+        return False
+    return _is_number(value) or field_name == "padding"
+
+
+def _units(item: Item) -> list[Seq]:
+    """Every conv -> bn -> activation unit in `item`, in order."""
+    if isinstance(item, Seq) and item.unit:
+        return [item]
+    if isinstance(item, Merge):
+        return [u for _, b in item.branches for u in _units(b)]
+    if isinstance(item, Seq):
+        return [u for _, inner in item.items for u in _units(inner)]
+    return []
+
+
+def _positions(reads: list[str]) -> list[int]:
+    """What a leaf reads, told apart without names (the first, the second ... distinct)."""
+    seen: dict[str, int] = {}
+    return [seen.setdefault(name, len(seen)) for name in reads]
+
+
+def _generic_name(item: Item) -> str:
+    if isinstance(item, (Leaf, Merge)):
+        return {"batchnorm": "bn"}.get(item.node.op, item.node.op)
+    return "conv" if isinstance(item, Seq) and item.unit else "layers"
+
+
+def _names_list(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else "[" + ", ".join(names) + "]"
 
 
 def _member_names(item: Item) -> list[str]:

@@ -1,4 +1,4 @@
-"""Weights in: load a PyTorch, Keras, Caffe-converted or netspec model's weights into a spec.
+"""Weights in: load a PyTorch, Keras, ONNX, Caffe-converted or netspec model's weights into a spec.
 
 `load_weights(compiled, source)` builds the model (or takes `model=`), pairs every layer with
 variables with the source's (`plan.make_plan`) and sets them; `plan_weights` returns the plan
@@ -20,7 +20,7 @@ from .targets import target_layers
 
 FORMATS = (
     "a PyTorch state_dict (.pth, .pt, .bin), a .safetensors file, a Keras .weights.h5 or "
-    ".keras file, a Caffe-converted .npy dict, or a netspec run directory"
+    ".keras file, an ONNX model (.onnx), a Caffe-converted .npy dict, or a netspec run directory"
 )
 PAIRINGS = ("auto", "name", "order")
 
@@ -76,6 +76,10 @@ def read_path(path: Path) -> WeightSource:
         from .keras_source import read_keras_file
 
         return read_keras_file(path)
+    if suffix == ".onnx":
+        from .onnx_source import read_onnx
+
+        return read_onnx(path)
     raise SpecError(
         f"unknown weights format {suffix or '(no suffix)'!r}; give {FORMATS}", path=str(path)
     )
