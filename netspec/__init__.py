@@ -5,6 +5,7 @@ from .compiled import Compiled, compile
 from .errors import Location, SpecError
 from .export import ExportResult, export_model
 from .graph import Graph, Head, Node, Row
+from .importers import ImportedSpec, import_model
 from .specfile import analyze_spec, resolve_source, zoo_dir, zoo_names
 from .weights import load_weights, plan_weights
 
@@ -15,6 +16,7 @@ __all__ = [
     "ExportResult",
     "Graph",
     "Head",
+    "ImportedSpec",
     "Location",
     "Node",
     "NodeReport",
@@ -27,6 +29,7 @@ __all__ = [
     "analyze_spec",
     "compile",
     "export_model",
+    "import_model",
     "load_weights",
     "plan_weights",
     "resolve_source",

@@ -443,3 +443,60 @@ def test_torchvision_resnet18(tmp_path: Path) -> None:
     params, difference = round_trip(path, images((64, 64, 3)))
     assert params == 11_689_512 - 4_800
     assert difference < TOLERANCE
+
+
+# ------------------------------------------------------- activations written out in several nodes
+
+
+def spelled_out(kind: str, b: Builder, x: str) -> str:
+    """`kind` the way exporters write it before it had its own op (torch's order of Muls)."""
+
+    def k(name: str, value: float) -> str:
+        return b.init(f"k:{name}", np.float32(value))
+
+    if kind == "gelu":  # torch < opset 20: x * (erf(x / sqrt 2) + 1) * 0.5
+        erf = b.node("Erf", [b.node("Div", [x, k("r2", 2**0.5)], "div")], "erf")
+        cdf = b.node("Add", [erf, k("one", 1.0)], "cdf")
+        return b.node("Mul", [b.node("Mul", [x, cdf], "xcdf"), k("half", 0.5)], "gelu")
+    if kind == "gelu_tanh":  # with Pow(x, 3)
+        cube = b.node("Pow", [x, k("three", 3.0)], "cube")
+        inner = b.node("Add", [x, b.node("Mul", [cube, k("c", 0.044715)], "c3")], "inner")
+        scaled = b.node("Mul", [inner, k("s", (2 / np.pi) ** 0.5)], "scaled")
+        cdf = b.node("Add", [b.node("Tanh", [scaled], "tanh"), k("one", 1.0)], "cdf")
+        return b.node("Mul", [b.node("Mul", [k("half", 0.5), x], "hx"), cdf], "gelu_tanh")
+    if kind == "mish":
+        return b.node("Mul", [x, b.node("Tanh", [b.node("Softplus", [x], "sp")], "t")], "mish")
+    if kind == "hardswish":  # x * Clip(x + 3, 0, 6) / 6
+        shifted = b.node("Add", [x, k("three", 3.0)], "plus3")
+        clipped = b.node("Clip", [shifted, k("zero", 0.0), k("six", 6.0)], "clip")
+        return b.node("Div", [b.node("Mul", [x, clipped], "xclip"), k("div6", 6.0)], "hswish")
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("kind", ["gelu", "gelu_tanh", "mish", "hardswish"])
+def test_activations_spelled_out_in_nodes_are_recognised(tmp_path: Path, kind: str) -> None:
+    b = Builder(3)
+    x = b.conv("x", "conv", 3, 6, 3, pads=[1, 1, 1, 1])
+    y = spelled_out(kind, b, x)
+    flat = b.node("Flatten", [b.node("GlobalAveragePool", [y], "gap")], "flat", axis=1)
+    out = b.node(
+        "Gemm", [flat, b.weight("fc.weight", 5, 6), b.weight("fc.bias", 5)], "fc", transB=1
+    )
+    path = save(b.model(out, 17), tmp_path / f"{kind}.onnx")
+    graph = read(path)
+    assert [n.op for n in graph.nodes] == ["conv", kind, "global_avgpool", "flatten", "dense"]
+    _, difference = round_trip(path, images((12, 12, 3)))
+    assert difference < TOLERANCE
+
+
+def test_a_near_miss_is_not_taken_for_an_activation(tmp_path: Path) -> None:
+    """x * (erf(x / 1.5) + 1) * 0.5 is no netspec activation: Erf stays an unsupported op."""
+    b = Builder(4)
+    x = b.conv("x", "conv", 3, 6, 3, pads=[1, 1, 1, 1])
+    scaled = b.node("Div", [x, b.init("k:d", np.float32(1.5))], "div")
+    cdf = b.node("Add", [b.node("Erf", [scaled], "erf"), b.init("k:1", np.float32(1))], "cdf")
+    y = b.node("Mul", [b.node("Mul", [x, cdf], "xcdf"), b.init("k:h", np.float32(0.5))], "y")
+    out = b.node("GlobalAveragePool", [y], "gap")
+    path = save(b.model(out, 17, out=("N", 6, 1, 1)), tmp_path / "near.onnx")
+    with pytest.raises(SpecError, match="Erf"):
+        read(path)

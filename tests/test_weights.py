@@ -251,3 +251,36 @@ def test_a_new_head_for_fewer_classes(tmp_path):
     assert plan.new_head == ["fc8"]
     assert plan.loaded == sum(w.size + b.size for n, (w, b) in blobs.items() if n != "fc8")
     assert plan.assignments[-1].note == "1000 -> 5 outputs"
+
+
+def test_a_flattened_vector_keeps_its_features_through_batchnorm_and_relu():
+    """PyTorch's Flatten -> BatchNorm1d -> ReLU -> Linear: the batch norm's per-feature values
+    and the linear layer's columns are in C, H, W order; netspec flattens H, W, C. The logits
+    equal a NumPy forward pass written in PyTorch's order."""
+    spec = (
+        "name: flatbn\ninput: 3x2x2\nlayers:\n  - conv: conv 1x1 4\n  - flat: flatten\n"
+        "  - bn: batchnorm\n  - act: relu\n  - fc: dense 5\n"
+    )
+    compiled = netspec.compile(spec)
+    rng = np.random.default_rng(3)
+    features = 4 * 3 * 2
+    state = {
+        "0.weight": rng.normal(size=(4, 2, 1, 1)).astype(np.float32),
+        "0.bias": rng.normal(size=4).astype(np.float32),
+        "2.weight": rng.uniform(0.5, 1.5, features).astype(np.float32),
+        "2.bias": rng.normal(size=features).astype(np.float32),
+        "2.running_mean": rng.normal(size=features).astype(np.float32),
+        "2.running_var": rng.uniform(0.5, 2, features).astype(np.float32),
+        "4.weight": rng.normal(size=(5, features)).astype(np.float32),
+        "4.bias": rng.normal(size=5).astype(np.float32),
+    }
+    model = netspec.load_weights(compiled, from_state_dict(state, "a state_dict"))
+    x = rng.normal(size=(2, 3, 2, 2)).astype(np.float32)  # N, H, W, C
+    nchw = x.transpose(0, 3, 1, 2)
+    conv = np.einsum("nchw,oc->nohw", nchw, state["0.weight"][:, :, 0, 0])
+    flat = (conv + state["0.bias"][None, :, None, None]).reshape(2, -1)  # C, H, W order
+    normed = (flat - state["2.running_mean"]) / np.sqrt(state["2.running_var"] + 1e-5)
+    hidden = np.maximum(normed * state["2.weight"] + state["2.bias"], 0.0)
+    expected = hidden @ state["4.weight"].T + state["4.bias"]
+    got = np.asarray(model(jnp.asarray(x))).reshape(2, -1)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)

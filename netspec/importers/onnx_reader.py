@@ -235,6 +235,8 @@ class _Walk:
         self.training_noted = False
         self.silu: dict[int, str] = {}
         """id of a Mul that is `x * Sigmoid(x)` -> x."""
+        self.fused: dict[int, tuple[str, str]] = {}
+        """id of the last node of an activation spelled out in several nodes -> (op, x)."""
 
     # -- errors --------------------------------------------------------------------------------
 
@@ -313,6 +315,7 @@ class _Walk:
         for node in self.graph.node:
             if node.op_type == "Constant":
                 self._constant(node)
+        self._fuse([node for node in self.graph.node if id(node) in needed])
         self._check_ops(needed)
         for node in self.graph.node:
             if node.op_type == "Constant":
@@ -346,6 +349,8 @@ class _Walk:
             n
             for n in self.graph.node
             if id(n) in needed
+            and id(n) not in self.skipped
+            and id(n) not in self.fused
             and n.op_type != "Constant"
             and (n.domain not in ("", "ai.onnx") or n.op_type not in HANDLERS)
         ]
@@ -509,7 +514,30 @@ class _Walk:
             raise self.refuse(node, f"reads {what} tensor; netspec reads an NCHW one here")
         return x
 
+    def _fuse(self, nodes: list[Any]) -> None:
+        """Activations written out in several element-wise nodes (GELU with Erf, Mish, ...):
+        the last node becomes the activation, the others are skipped."""
+        from onnx import numpy_helper
+
+        from .onnx_fusion import fuse
+
+        def constant(name: str) -> np.ndarray | None:
+            proto = self.consts.get(name)
+            if proto is None or proto.data_location == 1 or int(np.prod(proto.dims)) > 1:
+                return None if proto is None else np.zeros(2)  # not a scalar: not fused
+            return numpy_helper.to_array(proto)
+
+        found = fuse(nodes, constant, _attrs, set(self.outputs))
+        for final, (op, x, ids) in found.items():
+            self.fused[final] = (op, x)
+            self.skipped |= ids - {final}
+
     def _convert(self, node: Any) -> None:
+        if id(node) in self.fused:
+            op, x_name = self.fused[id(node)]
+            x = self.tensors[x_name]
+            self.emit(node, op, [x], {}, x)
+            return
         if id(node) in self.skipped:
             if id(node) in self.aliases:
                 self.alias(node, self.tensors[self.aliases[id(node)]])
@@ -779,7 +807,8 @@ class _Walk:
                 "batchnorm, which uses its running statistics at inference"
             )
         params = self.size(roles["scale"]) + self.size(roles["bias"])  # mean and var are state
-        self.emit(node, "batchnorm", [x], fields, x, params, Weights("", "batchnorm", roles))
+        weights = Weights("", "batchnorm", roles, hwc_rows=self.hwc_rows(x))
+        self.emit(node, "batchnorm", [x], fields, x, params, weights)
 
     def layernorm(self, node: Any) -> None:
         x = self.input(node)

@@ -133,6 +133,11 @@ def convert_batchnorm(
             values[role] = tensor(source, role)
         else:  # Keras's BatchNormalization(scale=False) and center=False: identity values
             values[role] = np.full(wanted[role], 1.0 if role == "scale" else 0.0, np.float32)
+    if layout == "torch" and target.flattened is not None:  # BatchNorm1d after a flatten
+        h, w, c = target.flattened
+        for role, vector in values.items():
+            if vector.size == h * w * c:  # C, H, W order -> netspec's H, W, C
+                values[role] = vector.reshape(c, h, w).transpose(1, 2, 0).ravel()
     return checked(target, values)
 
 

@@ -7,7 +7,8 @@ layout is PyTorch's (`source.LAYOUTS`): Conv weights are OIHW, ConvTranspose (I,
 dense kernels (out, in) with a flattened input in C, H, W order. What ONNX stores otherwise is
 rearranged here: Gemm's transB=0 and MatMul's (in, out) kernels are transposed, Gemm's alpha and
 beta multiplied in, and the rows of a dense kernel that reads a tensor flattened channels-last
-(a Transpose to NHWC before the Flatten, as netspec's own exports do) are put in C, H, W order.
+(a Transpose to NHWC before the Flatten, as netspec's own exports do) are put in C, H, W order,
+and so are the per-feature vectors of a batch norm on such a tensor.
 Tensors stored beside the file (external data) are read through onnx, which keeps them inside
 the model's directory.
 """
@@ -55,4 +56,8 @@ def _layer(weights: Weights, value: Callable[[Any], np.ndarray]) -> SourceLayer:
         tensors["kernel"] = np.ascontiguousarray(kernel)
         if "bias" in tensors:
             tensors["bias"] = tensors["bias"].reshape(-1)
+    if weights.kind == "batchnorm" and weights.hwc_rows is not None:  # per feature: C, H, W
+        h, w, c = weights.hwc_rows
+        for role, vector in tensors.items():
+            tensors[role] = np.ascontiguousarray(vector.reshape(h, w, c).transpose(2, 0, 1).ravel())
     return SourceLayer(weights.node, weights.kind, tensors, dict(weights.tensors))

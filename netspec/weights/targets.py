@@ -9,9 +9,15 @@ from ..compiled import Compiled
 from ..emit import state_path
 from ..errors import Location
 from ..graph import INPUT
+from ..layers import REGISTRY
 
-SHAPE_PRESERVING = frozenset({"dropout", "activation", "drop_path"})
-"""Ops that pass their input through unchanged in shape, between a flatten and a dense layer."""
+SHAPE_PRESERVING = frozenset(
+    {"dropout", "activation", "drop_path", "batchnorm"}
+    | {name for name, layer in REGISTRY.items() if layer.preset_of == "activation"}
+)
+"""Ops that keep each feature where it is, between a flatten and a dense layer (or a batch norm
+on the flat vector, whose per-feature values are permuted like the dense layer's rows)."""
+FLATTENED_OPS = ("dense", "batchnorm")
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,7 @@ def target_layers(compiled: Compiled, model: Any) -> list[TargetLayer]:
                 node.origin,
                 report.train_only,
                 node.name in heads,
-                _flattened_input(compiled, node.name, shapes) if node.op == "dense" else None,
+                _flattened_input(compiled, node.name, shapes) if node.op in FLATTENED_OPS else None,
             )
         )
     return layers
