@@ -133,19 +133,27 @@ def fuse(
     for final in reversed(nodes):
         if id(final) in taken or final.op_type not in ELEMENTWISE or not final.output:
             continue
-        x = leaf_of(final.output[0])
-        if x is None or x == final.output[0]:
+        deepest = leaf_of(final.output[0])
+        if deepest is None or deepest == final.output[0]:
             continue
-        inside = _subgraph(final, x, producer, constant)
-        if inside is None or len(inside) < 2 or any(id(n) in taken for n in inside):
+        widest = _subgraph(final, deepest, producer, constant)
+        if widest is None:
             continue
-        ids = {id(n) for n in inside}
-        if not _exclusive(inside, final, readers, outputs, ids):
-            continue
-        op = _recognise(final, x, producer, constant, attrs)
-        if op is not None:
-            fused[id(final)] = (op, x, ids)
-            taken |= ids
+        # x may be any tensor inside (gelu(relu(z)): x is relu's output), the widest first
+        order = {id(n): i for i, n in enumerate(nodes)}
+        inner = [n.output[0] for n in sorted(widest, key=lambda n: order[id(n)]) if n is not final]
+        for x in [deepest, *inner]:
+            inside = _subgraph(final, x, producer, constant)
+            if inside is None or len(inside) < 2 or any(id(n) in taken for n in inside):
+                continue
+            ids = {id(n) for n in inside}
+            if not _exclusive(inside, final, readers, outputs, ids):
+                continue
+            op = _recognise(final, x, producer, constant, attrs)
+            if op is not None:
+                fused[id(final)] = (op, x, ids)
+                taken |= ids
+                break
     return fused
 
 
@@ -168,7 +176,10 @@ def _subgraph(
                 if np.size(value) != 1:
                     return None
                 continue
-            stack.append(producer[name])
+            source = producer.get(name)
+            if source is None or source.op_type not in ELEMENTWISE:
+                return None  # another input than x
+            stack.append(source)
     return list(found.values())
 
 

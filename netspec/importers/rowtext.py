@@ -66,6 +66,8 @@ def row_text(op: str, fields: dict[str, Any], defaults: dict[str, Any] | None = 
     """`op` with `fields` in compact form; fields equal to what the row would get anyway (the
     spec's `defaults` for this type, else the type's own default) are left out."""
     defaults = defaults or {}
+    # a field the reader left out has the type's default, which the spec's may not be
+    fields = {**{k: default_of(op, k) for k in defaults if k not in fields}, **fields}
     layer = REGISTRY[op]
     parts = [op]
     written: set[str] = set()

@@ -364,7 +364,7 @@ class _Writer:
         for op, names in DEFAULTABLE.items():
             fields = [_normalised(n) for n in self.nodes if n.op == op]
             for name in names:
-                values = Counter(json.dumps(f.get(name)) for f in fields if name in f)
+                values = Counter(json.dumps(f.get(name, default_of(op, name))) for f in fields)
                 if not values:
                     continue
                 text, count = values.most_common(1)[0]
