@@ -456,6 +456,8 @@ def test_archive_weights_give_the_parameter_counts(tmp_path):
     assert graph.source_params == sum(RESIDUAL_PARAMS.values()) == 914  # no BN statistics
     assert read_model(tmp_path / "model.keras").source_params == 914  # by suffix
     assert spec_of(graph).report.params == graph.source_params
+    checks = netspec.import_model(tmp_path / "model.keras").checks
+    assert any("the archive's weights pair with every layer" in line for line in checks)
 
 
 def test_archive_splits_a_separable_conv(tmp_path):

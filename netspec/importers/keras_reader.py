@@ -843,3 +843,17 @@ def _entry_name(entry: Any) -> str:
         return ""
     config = entry.get("config")
     return str(entry.get("name", config.get("name") if isinstance(config, dict) else ""))
+
+
+def check_outputs(spec: Any, path: Path) -> str | None:
+    """For a `.keras` archive: its weights pair with every layer of the table (loaded by
+    order, without Keras); None for a bare config, which holds no weights."""
+    if path.suffix.lower() != ".keras":
+        return None
+    from flax import nnx
+
+    from ..weights import plan_weights
+
+    model = nnx.eval_shape(lambda: spec.compiled.network_class()(rngs=nnx.Rngs(0)))
+    plan = plan_weights(spec.compiled, model, path, by="order")
+    return f"the archive's weights pair with every layer of the table: {plan.summary()}"
