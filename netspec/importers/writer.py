@@ -67,20 +67,21 @@ def write_spec(graph: ImportedGraph, name: str | None = None) -> ImportedSpec:
     """The graph as a spec (see the module docstring); SpecError when netspec cannot express it
     or the table does not compile to the flat translation's parameters."""
     spec_name = sanitize(name or graph.name or "imported")
-    nodes = _fold_activations(graph)
-    nodes = _fix_flattens(graph, nodes)
+    source = graph
+    graph = _fold_activations(graph)
+    nodes = _fix_flattens(graph, graph.nodes)
     flat = _compile(_flat_text(graph, nodes, spec_name), graph, "the one-row-per-layer table")
     num_classes = _num_classes(graph, nodes)
     try:
         rows = table_rows(graph, nodes)
     except ValueError as error:
         raise SpecError(str(error), path=graph.source) from None
-    writer = _Writer(graph, nodes, rows, spec_name, num_classes)
+    writer = _Writer(graph, nodes, rows, spec_name, num_classes, len(source.nodes))
     draft = _compile(writer.text({}), graph, "the layer table")
     expectations = {row.name: (row.output_shape, row.params) for row in draft.report.rows}
     text = writer.text(expectations)
     compiled = _compile(text, graph, "the layer table")
-    spec = ImportedSpec(text, compiled, graph, flat.report.params, blocks=writer.block_calls)
+    spec = ImportedSpec(text, compiled, source, flat.report.params, blocks=writer.block_calls)
     spec.checks = _checks(spec, flat)
     return spec
 
@@ -88,8 +89,9 @@ def write_spec(graph: ImportedGraph, name: str | None = None) -> ImportedSpec:
 # -- 1. activations ----------------------------------------------------------------------------
 
 
-def _fold_activations(graph: ImportedGraph) -> list[Node]:
-    """conv/dense -> activation (its only reader, not an output) become one node."""
+def _fold_activations(graph: ImportedGraph) -> ImportedGraph:
+    """conv/dense -> activation (its only reader) become one node, named after the layer; an
+    output that was the activation is the layer's."""
     nodes = [replace(node, fields=dict(node.fields)) for node in graph.nodes]
     readers = Counter(source for node in nodes for source in node.inputs)
     outputs = set(graph.outputs)
@@ -106,13 +108,17 @@ def _fold_activations(graph: ImportedGraph) -> list[Node]:
             and source.fields.get("activation", "none") == "none"
             and readers[source.name] == 1
             and source.name not in outputs
-            and node.name not in outputs
         ):
             source.fields["activation"] = node.op
             renamed[node.name] = source.name
             continue
         kept.append(node)
-    return kept
+    return replace(
+        graph,
+        nodes=kept,
+        outputs=[renamed.get(name, name) for name in graph.outputs],
+        aux={renamed.get(name, name): weight for name, weight in graph.aux.items()},
+    )
 
 
 # -- 2. the flat translation and flatten rows --------------------------------------------------
@@ -282,7 +288,9 @@ class _Writer:
         rows: list[TableRow],
         name: str,
         num_classes: int | None,
+        source_layers: int,
     ) -> None:
+        self.source_layers = source_layers
         self.graph, self.nodes, self.rows, self.name = graph, nodes, rows, name
         self.num_classes = num_classes
         self.class_nodes = self._class_nodes() if num_classes is not None else set()
@@ -536,7 +544,7 @@ class _Writer:
         lines = [
             f"# {_comment(graph.name)}: imported by `netspec import` from {_comment(graph.source)}"
             f" ({_comment(graph.format)})",
-            f"# {len(graph.nodes)} source layers -> {len(self.rows)} rows"
+            f"# {self.source_layers} source layers -> {len(self.rows)} rows"
             + (f", {_count(len(self.blocks), 'block')}" if self.blocks else ""),
         ]
         if expectations:
