@@ -28,14 +28,14 @@ from ..errors import Location, SpecError
 from ..weights.keras_source import (
     BadFile,
     ConfigLayer,
-    _is_model_config,
-    _tensor_refs,
-    _zip_member,
     child,
     child_path,
     config_order,
+    is_model_config,
     parse_config,
     saved_names,
+    tensor_refs,
+    zip_member,
 )
 from .ir import ImportedGraph, Node
 
@@ -138,10 +138,10 @@ def _read_archive(path: Path) -> tuple[bytes, bytes | None]:
         names = set(archive.namelist())
         if "config.json" not in names:
             raise BadFile("a zip without config.json (not a .keras file)")
-        text = _zip_member(archive, "config.json")
+        text = zip_member(archive, "config.json")
         weights = None
         if "model.weights.h5" in names:
-            weights = _zip_member(archive, "model.weights.h5")
+            weights = zip_member(archive, "model.weights.h5")
     return text, weights
 
 
@@ -290,7 +290,7 @@ class _Reader:
     def graph(self) -> ImportedGraph:
         entries = self.config["layers"]
         for entry in entries:
-            if isinstance(entry, dict) and _is_model_config(entry.get("config") or {}):
+            if isinstance(entry, dict) and is_model_config(entry.get("config") or {}):
                 name = entry.get("name", entry["config"].get("name"))
                 raise SpecError(
                     f"layer {name!r} is a nested model ({entry.get('class_name')}), which the "
@@ -375,7 +375,7 @@ class _Reader:
                 "weights, so each call would need its own layer"
             )
         found = []
-        for name, call in _tensor_refs(nodes[0]) if nodes else ():
+        for name, call in tensor_refs(nodes[0]) if nodes else ():
             if call != 0 or name not in self.tensors:
                 raise BadFile(
                     f"it reads call {call} of layer {name!r}, which is not read before it"
@@ -385,7 +385,7 @@ class _Reader:
 
     def _outputs(self, layers: list[ConfigLayer]) -> list[str]:
         if "output_layers" in self.config:
-            refs = [name for name, _ in _tensor_refs(self.config["output_layers"])]
+            refs = [name for name, _ in tensor_refs(self.config["output_layers"])]
         else:
             refs = [layers[-1].name] if layers else []
         outputs = list(dict.fromkeys(self.tensors[name].node for name in refs))

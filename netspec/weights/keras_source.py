@@ -321,12 +321,12 @@ def config_order(model: dict[str, Any], prefix: str = "layers") -> list[ConfigLa
         by_name = {layer.name: (layer, entry) for layer, entry in zip(layers, entries, strict=True)}
         if len(by_name) != len(layers):
             raise BadFile(f"the model config of {model.get('class_name')!r} repeats a layer name")
-        roots = list(_tensor_refs(config["output_layers"]))
+        roots = list(tensor_refs(config["output_layers"]))
         nodes = postorder(roots, lambda key: _config_inputs(by_name, key))
         layers = [by_name[name][0] for name in dict.fromkeys(name for name, _ in nodes)]
     flat = []
     for layer in layers:
-        if _is_model_config(layer.config):
+        if is_model_config(layer.config):
             nested = {"class_name": layer.class_name, "config": layer.config}
             flat += config_order(nested, f"{layer.h5_path}/layers")
         else:
@@ -340,7 +340,7 @@ def _mapping(value: Any, what: str) -> dict[str, Any]:
     return value
 
 
-def _is_model_config(config: dict[str, Any]) -> bool:
+def is_model_config(config: dict[str, Any]) -> bool:
     return isinstance(config.get("layers"), list)
 
 
@@ -377,10 +377,10 @@ def _config_inputs(by_name: dict[str, Any], key: tuple[str, int]) -> list[tuple[
         return []
     if not isinstance(nodes, list) or not 0 <= node_index < len(nodes):
         raise BadFile(f"layer {name!r} has no call number {node_index} in the config")
-    return list(_tensor_refs(nodes[node_index]))
+    return list(tensor_refs(nodes[node_index]))
 
 
-def _tensor_refs(data: Any) -> Iterator[tuple[str, int]]:
+def tensor_refs(data: Any) -> Iterator[tuple[str, int]]:
     """(layer, call) of each tensor a config's node or output list refers to: Keras 3's
     `{"class_name": "__keras_tensor__", "config": {"keras_history": [layer, call, index]}}`
     and Keras 2's `[layer, call, index(, kwargs)]`."""
@@ -390,13 +390,13 @@ def _tensor_refs(data: Any) -> Iterator[tuple[str, int]]:
             yield _reference(history)
             return
         for value in data.values():
-            yield from _tensor_refs(value)
+            yield from tensor_refs(value)
     elif isinstance(data, list):
         if len(data) in (3, 4) and isinstance(data[0], str) and _is_int(data[1]):
             yield _reference(data)
             return
         for value in data:
-            yield from _tensor_refs(value)
+            yield from tensor_refs(value)
 
 
 def _is_int(value: Any) -> bool:
@@ -417,7 +417,7 @@ def parse_config(text: str | bytes, where: str) -> dict[str, Any]:
         raise BadFile(f"{where} is not valid JSON ({error})") from None
     if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
         raise BadFile(f"{where} is not a Keras model config (no class_name and config)")
-    if not _is_model_config(data["config"]):
+    if not is_model_config(data["config"]):
         raise BadFile(
             f"{where} describes a {data.get('class_name')!r} without a list of layers (a "
             "subclassed model, whose files hold no graph): pass netspec the live model instead"
@@ -539,13 +539,13 @@ def _read_archive(path: Path) -> WeightSource:
         names = set(archive.namelist())
         if "config.json" not in names or "model.weights.h5" not in names:
             raise BadFile("a zip without config.json and model.weights.h5 (not a .keras file)")
-        model = parse_config(_zip_member(archive, "config.json"), "its config.json")
-        weights = io.BytesIO(_zip_member(archive, "model.weights.h5"))
+        model = parse_config(zip_member(archive, "config.json"), "its config.json")
+        weights = io.BytesIO(zip_member(archive, "model.weights.h5"))
     with h5py.File(weights, "r") as handle:
         return _from_h5(handle, model, f"{path} (Keras archive)")
 
 
-def _zip_member(archive: zipfile.ZipFile, name: str) -> bytes:
+def zip_member(archive: zipfile.ZipFile, name: str) -> bytes:
     info = archive.getinfo(name)
     limit = CONFIG_LIMIT if name.endswith(".json") else ZIP_MEMBER_LIMIT
     inflates = info.file_size > ZIP_MAX_EXPANSION * info.compress_size
