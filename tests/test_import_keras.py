@@ -493,7 +493,6 @@ def model_with(entry: dict[str, Any]) -> dict[str, Any]:
         (layer("LSTM", "lstm_1", "in", units=4), r"'lstm_1' \(LSTM\).*not supported"),
         (conv("c", "in", 2, 1, data_format="channels_first"), r"'c' \(Conv2D\).*channels_last"),
         (layer("Dense", "d", "in", units=4), r"'d' \(Dense\).*8x8x3.*each pixel"),
-        (layer("GlobalMaxPooling2D", "g", "in"), r"'g' \(GlobalMaxPooling2D\).*not supported"),
         (layer("LeakyReLU", "l", "in", negative_slope=0.3), r"LeakyReLU with slope 0.3"),
         (conv("c", "in", 2, 1, activation="selu"), r"activation 'selu' has no netspec"),
         (layer("Reshape", "r", "in", target_shape=[16, 12]), r"Reshape to \[16, 12\]"),
@@ -504,8 +503,28 @@ def model_with(entry: dict[str, Any]) -> dict[str, Any]:
 def test_unsupported_layers_are_named(tmp_path, entry, message):
     with pytest.raises(SpecError, match=message) as caught:
         read(write_json(tmp_path, model_with(entry)))
-    if "not supported" in message and "GlobalMax" not in message:
+    if "not supported" in message:
         assert "Conv2D" in caught.value.hint and "BatchNormalization" in caught.value.hint
+
+
+def test_global_max_pooling_is_a_max_pool_over_the_whole_image(tmp_path):
+    """8x6x3 -> conv 4 -> GlobalMaxPooling2D -> Dense 2: the pool's window is 8x6 (one output
+    per channel); 3*3*3*4+4 + 4*2+2 = 122 parameters."""
+    model = functional(
+        "gmp",
+        [
+            image("in", 8, 6, 3),
+            conv("c", "in", 4, 3, padding="same"),
+            layer("GlobalMaxPooling2D", "g", "c"),
+            layer("Dense", "d", "g", units=2),
+        ],
+        "d",
+    )
+    graph = read(write_json(tmp_path, model))
+    pool = graph.node("g")
+    assert (pool.op, pool.fields["kernel"], pool.fields["stride"]) == ("maxpool", [8, 6], 1)
+    compiled = spec_of(graph)
+    assert compiled.report.params == 122 and compiled.report.output_shape == (1, 1, 2)
 
 
 def test_a_shared_layer_is_refused(tmp_path):

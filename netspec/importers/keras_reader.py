@@ -78,6 +78,7 @@ SUPPORTED = sorted(
         "MaxPooling2D",
         "AveragePooling2D",
         "GlobalAveragePooling2D",
+        "GlobalMaxPooling2D",
         "Dropout",
         "SpatialDropout2D",
         *PASS_THROUGH,
@@ -689,10 +690,13 @@ class _Reader:
         return self._add("global_avgpool", {}, [tensor], shape)
 
     def _layer_GlobalMaxPooling2D(self, config: dict[str, Any], inputs: list[_Tensor]) -> _Tensor:
-        raise self._error(
-            "GlobalMaxPooling2D is not supported: netspec has no global max pool",
-            hint="a MaxPooling2D with pool_size = the input's height and width computes the same",
-        )
+        """A max pool over the whole image (netspec has no global max pool of its own)."""
+        tensor = self._one(inputs)
+        height, width, channels = self._image(tensor)
+        kernel = height if height == width else [height, width]
+        fields = {"kernel": kernel, "stride": 1, "padding": "valid", "rounding": "floor"}
+        shape = (1, 1, channels) if config.get("keepdims") else (channels,)
+        return self._add("maxpool", fields, [tensor], shape)
 
     def _layer_Dropout(self, config: dict[str, Any], inputs: list[_Tensor]) -> _Tensor:
         tensor = self._one(inputs)
