@@ -60,7 +60,9 @@ def round_trip(seed: int, folder) -> str:
     except SpecError as error:
         return f"import refused: {str(error).splitlines()[0][:160]}"
     ours, theirs = imported.compiled.report, compiled.report
-    assert ours.params == theirs.inference_params, (seed, spec.text, imported.text)
+    assert ours.params == imported.graph.source_params, (seed, spec.text, imported.text)
+    if not compiled.graph.heads:  # (a row only a head reads is not in the exported file)
+        assert ours.params == theirs.inference_params, (seed, spec.text, imported.text)
     assert tuple(ours.output_shape) == tuple(theirs.output_shape), (seed, imported.text)
     reloaded = netspec.load_weights(imported.compiled, path, by="order")
     height, width, channels = compiled.graph.input_shape

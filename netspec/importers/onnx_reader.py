@@ -1270,7 +1270,8 @@ def check_outputs(spec: Any, path: Path) -> str | None:
     if spec.compiled.generated.output_activation == "softmax":  # __call__ returns logits
         ours = np.exp(ours - ours.max(axis=-1, keepdims=True))
         ours /= ours.sum(axis=-1, keepdims=True)
-    difference = float(np.abs(ours - theirs.reshape(batch, -1)).max() / np.abs(theirs).max())
+    scale = max(float(np.abs(theirs).max()), 1e-6)  # (an output of zeros: absolute)
+    difference = float(np.abs(ours - theirs.reshape(batch, -1)).max()) / scale
     if not difference < 1e-4:
         raise SpecError(
             f"the table's outputs differ from onnxruntime's by {difference:.2g} of the largest, "
