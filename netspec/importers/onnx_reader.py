@@ -652,17 +652,23 @@ class _Walk:
             "groups": groups,
             "bias": bias is not None,
         }
-        roles = {"kernel": kernel_name} | ({"bias": bias} if bias else {})
+        out = Tensor("", (filters, oh, ow), "nchw")
+        self.emit_weighted(node, "conv", x, fields, out, kernel_name, bias)
+
+    def emit_weighted(
+        self,
+        node: Any,
+        op: str,
+        x: Tensor,
+        fields: dict[str, Any],
+        out: Tensor,
+        kernel: str,
+        bias: str | None,
+    ) -> None:
+        """Emit a conv-like node whose weights are the initializers `kernel` (and `bias`)."""
+        roles = {"kernel": kernel} | ({"bias": bias} if bias else {})
         params = sum(self.size(n) for n in roles.values())
-        self.emit(
-            node,
-            "conv",
-            [x],
-            fields,
-            Tensor("", (filters, oh, ow), "nchw"),
-            params,
-            Weights("", "conv", roles),
-        )
+        self.emit(node, op, [x], fields, out, params, Weights("", "conv", roles))
 
     def conv_transpose(self, node: Any) -> None:
         x = self.spatial(node)
@@ -705,17 +711,8 @@ class _Walk:
             "groups": groups,
             "bias": bias is not None,
         }
-        roles = {"kernel": kernel_name} | ({"bias": bias} if bias else {})
-        params = sum(self.size(n) for n in roles.values())
-        self.emit(
-            node,
-            "conv_transpose",
-            [x],
-            fields,
-            Tensor("", (filters, oh, ow), "nchw"),
-            params,
-            Weights("", "conv", roles),
-        )
+        out = Tensor("", (filters, oh, ow), "nchw")
+        self.emit_weighted(node, "conv_transpose", x, fields, out, kernel_name, bias)
 
     def dense_input(self, node: Any, features: int) -> Tensor:
         x = self.input(node)

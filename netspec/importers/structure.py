@@ -134,13 +134,13 @@ def table_rows(graph: ImportedGraph, nodes: list[Node]) -> list[TableRow]:
     """The top-level rows for `nodes` (activations already folded), in table order."""
     by_name = {node.name: node for node in nodes}
     main_output = graph.outputs[0]
-    main = _ancestors(main_output, by_name)
+    main = ancestors(main_output, by_name)
     main_nodes = [node for node in nodes if node.name in main]
     rows = _sequence_rows(graph.input_name, main_nodes, by_name)
     rows = _fold_residual_activations(rows, nodes)
     rows = _group_named_runs(rows)
     for output, weight in graph.aux.items():
-        chain = [n for n in nodes if n.name in _ancestors(output, by_name) and n.name not in main]
+        chain = [n for n in nodes if n.name in ancestors(output, by_name) and n.name not in main]
         rows = _attach_aux(rows, chain, output, weight, by_name, graph.input_name)
     if sum(_count_units(row.item) for row in rows) + _top_level_units(rows) >= 2:
         rows = _wrap_top_level_units(rows)
@@ -238,7 +238,8 @@ def block_name_base(names: list[str]) -> str:
     return prefix
 
 
-def _ancestors(name: str, by_name: dict[str, Node]) -> set[str]:
+def ancestors(name: str, by_name: dict[str, Node]) -> set[str]:
+    """`name` and every node it reads, directly or not."""
     seen: set[str] = set()
     stack = [name]
     while stack:
@@ -316,7 +317,7 @@ def _merge_item(entry: str, segment: list[Node], by_name: dict[str, Node]) -> Me
         if source == entry:
             branches.append(("", Seq([], entry)))
             continue
-        own = _ancestors(source, by_name) & inside
+        own = ancestors(source, by_name) & inside
         if own & claimed:
             return None
         claimed |= own

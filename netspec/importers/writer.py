@@ -32,6 +32,7 @@ from .structure import (
     Merge,
     Seq,
     TableRow,
+    ancestors,
     block_name_base,
     common_prefix,
     relative,
@@ -177,15 +178,7 @@ def _flat_text(graph: ImportedGraph, nodes: list[Node], name: str) -> str:
 
 def _main_last(graph: ImportedGraph, nodes: list[Node]) -> list[Node]:
     """`nodes` with every node that only feeds auxiliary heads moved right after its input."""
-    by_name = {node.name: node for node in nodes}
-    main: set[str] = set()
-    stack = [graph.outputs[0]]
-    while stack:
-        current = stack.pop()
-        if current in main or current not in by_name:
-            continue
-        main.add(current)
-        stack.extend(by_name[current].inputs)
+    main = ancestors(graph.outputs[0], {node.name: node for node in nodes})
     order = [node for node in nodes if node.name in main]
     for node in nodes:
         if node.name in main:
