@@ -2,10 +2,12 @@
 
 from .analyze import NodeReport, Report, RowReport, analyze
 from .compiled import Compiled, compile
+from .diagram import draw
 from .errors import Location, SpecError
 from .export import ExportResult, export_model
 from .graph import Graph, Head, Node, Row
 from .importers import ImportedSpec, import_model
+from .run import TrainedRun, load_run
 from .specfile import analyze_spec, resolve_source, zoo_dir, zoo_names
 from .weights import load_weights, plan_weights
 
@@ -24,12 +26,15 @@ __all__ = [
     "Row",
     "RowReport",
     "SpecError",
+    "TrainedRun",
     "__version__",
     "analyze",
     "analyze_spec",
     "compile",
+    "draw",
     "export_model",
     "import_model",
+    "load_run",
     "load_weights",
     "plan_weights",
     "resolve_source",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import Location, SpecError, SpecWarning
+from .errors import Location, SpecError, SpecWarning, raise_all
 from .graph import INPUT, Graph, Node, Row
 from .layers import REGISTRY, Cost, Shape, ShapeError, format_shape
 from .rowsyntax import ExpectedCount
@@ -214,6 +214,7 @@ def analyze(graph: Graph) -> Report:
             node.name, node.op, shape, cost.params, cost.state, cost.macs, node.train_only
         )
     rows = []
+    mismatches: list[SpecError] = []
     for row in graph.rows:
         members = [node_reports[n] for n in row.nodes]
         report = RowReport(
@@ -229,8 +230,12 @@ def analyze(graph: Graph) -> Report:
             sum(m.macs for m in members),
             row.train_only,
         )
-        check_expectation(row, report)
+        try:
+            check_expectation(row, report)
+        except SpecError as mismatch:  # every row's numbers are known: report each that differs
+            mismatches.append(mismatch)
         rows.append(report)
+    raise_all(mismatches)
     return Report(
         graph.name,
         graph.input_shape,

@@ -7,10 +7,13 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from .errors import SpecError
 
 EXIT_SPEC_ERROR = 2
+EXIT_INTERRUPTED = 130
+"""As `train.loop.EXIT_INTERRUPTED` (128 + SIGINT)."""
 
 
 def add_set_option(parser: argparse.ArgumentParser, text: str) -> None:
@@ -18,6 +21,31 @@ def add_set_option(parser: argparse.ArgumentParser, text: str) -> None:
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE", help=text
     )
+
+
+def version_line() -> str:
+    """`netspec 0.1.0 (jax 0.8.1, flax 0.12.0, Python 3.11.7)`: versions read from the
+    installed packages' metadata, so JAX is not imported."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    from . import __version__
+
+    parts = []
+    for package in ("jax", "flax", "optax", "pydantic"):
+        try:
+            parts.append(f"{package} {version(package)}")
+        except PackageNotFoundError:
+            parts.append(f"{package} not installed")
+    return f"netspec {__version__} ({', '.join(parts)}, Python {platform.python_version()})"
+
+
+class PrintVersion(argparse.Action):
+    """`--version` on one line (argparse's own action wraps it at the terminal width)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        print(version_line())
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Declarative network specs: YAML layer tables -> checked, costed Flax models.",
     )
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+    parser.add_argument(
+        "--version", action=PrintVersion, nargs=0, help="print the versions and exit"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     compile_ = commands.add_parser("compile", help="check a spec and print its layer table")
@@ -36,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
         compile_, "override a spec variable, or a training option as training.NAME (repeatable)"
     )
     compile_.add_argument("--json", action="store_true", help="print the report as JSON")
+    compile_.add_argument(
+        "--wide",
+        action="store_true",
+        help="one column per field however wide the terminal (narrow terminals get a compact "
+        "layout; piped output is always wide)",
+    )
     compile_.add_argument(
         "--no-check",
         action="store_true",
@@ -51,8 +88,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--param-dtype", choices=DTYPES, help="parameter dtype (overrides the spec's)"
     )
 
-    train = commands.add_parser("train", help="train a spec on a data set")
-    train.add_argument("spec", help="a spec file or zoo name")
+    train = commands.add_parser(
+        "train",
+        help="train a spec on a data set",
+        description="Train a spec. Without --out each run gets a new folder: runs/NAME, then "
+        "runs/NAME_2, runs/NAME_3, ... (NAME: the spec's name). `netspec train --resume RUN` "
+        "continues a run with its own spec, variables, training options and data (--epochs "
+        "N trains it further).",
+    )
+    train.add_argument(
+        "spec",
+        nargs="?",
+        help="a spec file or zoo name; with --resume, optional: a run directory, or left out "
+        "with --out RUN (the run's own spec)",
+    )
     train.add_argument(
         "--data",
         help="image folder, CIFAR-10 batches folder, MNIST IDX folder, "
@@ -60,7 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
         "network (output HxWxK), a folder with images/ and masks/ or 'shapes' (the default)",
     )
     train.add_argument(
-        "--out", default="runs/latest", help="the run directory (default: runs/latest)"
+        "--out",
+        metavar="RUN",
+        help="the run directory (default: a new one, runs/NAME, runs/NAME_2, ...); an existing "
+        "run there is refused unless --resume or --overwrite",
     )
     add_set_option(train, "a spec variable, or training.FIELD=VALUE")
     train.add_argument(
@@ -71,7 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--epochs", type=int, help="shorthand for --set training.epochs=N")
     train.add_argument("--batch-size", type=int, help="shorthand for --set training.batch_size=N")
-    train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a run: `--resume RUN` (its own spec and options), or SPEC --out RUN "
+        "(the network must be the run's)",
+    )
     train.add_argument(
         "--overwrite",
         action="store_true",
@@ -80,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--skip-bad-images",
         action="store_true",
-        help="skip unreadable images (counted in the summary) instead of stopping",
+        help="skip unreadable images (each named, and listed in config.json) instead of stopping",
     )
     train.add_argument(
         "--init-from",
@@ -132,8 +189,15 @@ def build_parser() -> argparse.ArgumentParser:
         "predict", help="classify images with a trained run (per-pixel runs: write mask PNGs)"
     )
     predict.add_argument("run", help="a run directory written by `netspec train`")
-    predict.add_argument("images", nargs="+", help="image files")
-    predict.add_argument("--top-k", type=int, default=5, help="how many classes to show")
+    predict.add_argument(
+        "images",
+        nargs="+",
+        help="image files, folders of images (searched recursively) or quoted glob patterns "
+        "such as 'photos/**/*.jpg'",
+    )
+    predict.add_argument(
+        "--top-k", type=int, default=5, help="how many classes to show (default 5, at most all)"
+    )
     predict.add_argument(
         "--out",
         metavar="DIR",
@@ -179,8 +243,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     import_.add_argument("--overwrite", action="store_true", help="replace an existing SPEC")
 
+    draw = commands.add_parser(
+        "draw", help="draw the network as a diagram (SVG, PNG or PDF), one box per row"
+    )
+    draw.add_argument("spec", help="a spec file or zoo name")
+    draw.add_argument(
+        "-o", "--output", required=True, metavar="FILE", help="net.svg, net.png or net.pdf"
+    )
+    draw.add_argument(
+        "--expand",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="draw these rows layer by layer: a row name, a block name, ROW[i] (one copy of "
+        "a repeated row) or 'all' (repeatable)",
+    )
+    add_set_option(draw, "override a spec variable (repeatable)")
+
     commands.add_parser("list", help="list the zoo specs with their totals")
-    commands.add_parser("schema", help="print the JSON Schema of the spec format")
+    schema = commands.add_parser(
+        "schema",
+        help="print the JSON Schema of the spec format, for editors (see docs/editor.md)",
+    )
+    schema.add_argument(
+        "spec",
+        nargs="?",
+        help="specialise it to this spec: its blocks' names and arguments are checked too",
+    )
+    schema.add_argument("-o", "--output", metavar="FILE", help="write it here (else stdout)")
+    commands.add_parser(
+        "lsp", help="run the language server for spec files on stdio (see docs/lsp.md)"
+    )
     return parser
 
 
@@ -214,7 +307,7 @@ def run_compile(args: argparse.Namespace) -> int:
         return 0
     from .table import print_report
 
-    print_report(compiled.report)
+    print_report(compiled.report, wide=args.wide)
     if config is not None:  # (finetune imports JAX: only when the spec fine-tunes)
         from .train.finetune import describe_spec_groups
 
@@ -265,21 +358,47 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_schema(args: argparse.Namespace) -> int:
-    from .spec import json_schema
+    from .schema import json_schema, spec_blocks
 
-    print(json.dumps(json_schema(), indent=1))
+    blocks = None
+    if args.spec is not None:
+        from .load import load_file
+        from .specfile import find_spec
+
+        blocks = spec_blocks(load_file(find_spec(args.spec)))
+    text = json.dumps(json_schema(blocks), indent=1)
+    if args.output is None:
+        print(text)
+    else:
+        from .fileio import atomic_write_text
+
+        atomic_write_text(Path(args.output), text + "\n")
     return 0
+
+
+def run_lsp(args: argparse.Namespace) -> int:
+    from .lsp import main as serve
+
+    return serve()
 
 
 def run_train(args: argparse.Namespace) -> int:
     from .train.loop import Stop, TrainOptions, train
 
+    spec, out, run_config = train_target(args)
+    if args.overwrite and out is None:
+        raise SpecError(
+            "--overwrite replaces the run in --out: give --out",
+            hint="without --out each run gets a new folder (runs/NAME, runs/NAME_2, ...)",
+        )
     if args.coordinator or args.num_processes or args.process_id is not None:
         if not (args.coordinator and args.num_processes and args.process_id is not None):
             raise SpecError(
                 "multi-process training needs --coordinator, --num-processes "
                 "and --process-id together"
             )
+        if out is None:
+            raise SpecError("the processes of one run share its directory: give --out")
         from .train.distributed import initialize
 
         initialize(args.coordinator, args.num_processes, args.process_id)
@@ -289,8 +408,8 @@ def run_train(args: argparse.Namespace) -> int:
     if args.batch_size is not None:
         overrides.append(f"training.batch_size={args.batch_size}")
     options = TrainOptions(
-        spec=args.spec,
-        out=Path(args.out),
+        spec=spec,
+        out=out,
         data=args.data,
         overrides=overrides,
         training_file=args.training_file,
@@ -302,6 +421,7 @@ def run_train(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         init_from=args.init_from,
         init_by=args.init_by,
+        run_config=run_config,
     )
     if args.dry_run:
         from .train.loop import weight_plan
@@ -312,19 +432,103 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         record = train(options)
     except Stop as stop:
-        print(f"error: {stop}", file=sys.stderr)
+        print(f"{'' if stop.code == EXIT_INTERRUPTED else 'error: '}{stop}", file=sys.stderr)
         return stop.code
+    except KeyboardInterrupt:  # a second Ctrl-C, or one before training started
+        stopped_at_once(options.out)
     if record and "val_miou" in record:
         print(
             f"done: val pixel accuracy {record['val_acc']:.2%}, mIoU {record['val_miou']:.2%} "
-            f"after {record['epoch']} epochs; run directory {options.out}"
+            f"after {epochs(record['epoch'])}; run directory {options.out}"
         )
     elif record:
         print(
-            f"done: val_acc {record['val_acc']:.2%} after {record['epoch']} epochs; "
+            f"done: val_acc {record['val_acc']:.2%} after {epochs(record['epoch'])}; "
             f"run directory {options.out}"
         )
     return 0
+
+
+def epochs(count: int) -> str:
+    return f"{count} epoch{'' if count == 1 else 's'}"
+
+
+def train_target(args: argparse.Namespace) -> tuple[str, Path | None, dict | None]:
+    """What `netspec train` trains, and where: (the spec, the run directory or None for a new
+    numbered one, and with `--resume RUN` and no spec the run's config.json, whose spec,
+    variables, options and data it continues with)."""
+    from .train.rundiff import run_config
+
+    spec, out = args.spec, (Path(args.out) if args.out else None)
+    if spec is not None and Path(spec).is_dir():
+        if not args.resume:
+            raise SpecError(
+                "is a folder, not a spec",
+                path=spec,
+                hint=f"to continue a run: netspec train --resume {spec}",
+            )
+        if out is not None and out.resolve() != Path(spec).resolve():
+            raise SpecError(
+                f"--resume {spec} and --out {args.out} name two runs", hint="give one of them"
+            )
+        spec, out = None, Path(spec)
+    elif spec is not None and args.resume and out is None and not Path(spec).exists():
+        from .specfile import zoo_names
+
+        if spec not in zoo_names():
+            raise SpecError(
+                "no such run directory",
+                path=spec,
+                hint="netspec train --resume RUN, RUN a folder that netspec train wrote",
+            )
+    if spec is None:
+        if not args.resume:
+            raise SpecError(
+                "give a spec to train (a file or a zoo name)",
+                hint="or continue a run with its own spec: netspec train --resume RUN",
+            )
+        if out is None:
+            raise SpecError(
+                "--resume continues a run: say which one", hint="netspec train --resume RUN"
+            )
+        config = run_config(out)
+        if not (out / "spec.yaml").is_file():
+            raise SpecError(
+                "holds no spec.yaml to resume with",
+                path=str(out),
+                hint=f"give the spec it was trained with: netspec train SPEC --out {out} --resume",
+            )
+        return str(out / "spec.yaml"), out, config
+    return spec, out, None
+
+
+def stopped_at_once(out: Path | None) -> NoReturn:
+    """A second Ctrl-C (or one before training started): say what is kept and end the process
+    now. `os._exit`, because an interrupted XLA compilation or a running step would otherwise
+    hold up (or crash) the interpreter's exit; the loop has already closed the progress bar,
+    TensorBoard and the checkpoints."""
+    import os
+
+    root = out / "checkpoints" if out is not None else None
+    saved = root is not None and any(
+        path.is_dir() and path.name.isdigit()
+        for folder in (root, root / "latest")
+        if folder.is_dir()
+        for path in folder.iterdir()
+    )
+    if saved:
+        text = (
+            "stopped at once; the checkpoints saved before are kept. "
+            f"Resume with: netspec train --resume {out}"
+        )
+    elif out is not None and out.is_dir():
+        text = f"stopped at once, before the first checkpoint: nothing to resume in {out}"
+    else:
+        text = "stopped at once, before anything was written"
+    print(text, file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_INTERRUPTED)
 
 
 PER_CLASS_ROWS = 20
@@ -392,14 +596,26 @@ def run_predict(args: argparse.Namespace) -> int:
     results = predict(Path(args.run), args.images, args.top_k, out)
     if args.json:
         print(json.dumps(results, indent=1))
-        return 0
+        return EXIT_SPEC_ERROR if any("error" in result for result in results) else 0
+    unreadable = [result for result in results if "error" in result]
     for result in results:
+        if "error" in result:
+            continue
         if "mask" in result:
             shares = ", ".join(f"{name} {share:.1%}" for name, share in result["classes"].items())
             print(f"{result['image']}: {result['mask']} ({shares})")
             continue
         ranked = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in result["top"])
         print(f"{result['image']}: {ranked}")
+    for result in unreadable:
+        print(f"error: {result['image']}: {result['error']}", file=sys.stderr)
+    if unreadable:
+        print(
+            f"{len(unreadable)} of {len(results)} images could not be read; "
+            f"the other {len(results) - len(unreadable)} were classified",
+            file=sys.stderr,
+        )
+        return EXIT_SPEC_ERROR
     return 0
 
 
@@ -461,7 +677,16 @@ def run_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_draw(args: argparse.Namespace) -> int:
+    from .diagram import draw
+
+    path = draw(args.spec, args.output, expand=args.expand, overrides=args.overrides)
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
 COMMANDS = {
+    "draw": run_draw,
     "import": run_import,
     "bench": run_bench,
     "export": run_export,
@@ -471,6 +696,7 @@ COMMANDS = {
     "predict": run_predict,
     "list": run_list,
     "schema": run_schema,
+    "lsp": run_lsp,
 }
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import builtins
 import linecache
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from .analyze import Report, analyze
@@ -38,8 +39,26 @@ class Compiled:
     param_dtype: str = "float32"
 
     @property
-    def summary(self) -> dict[str, Any]:
-        return self.report.to_json()
+    def summary(self) -> Summary:
+        """The report as a dict (the `netspec compile --json` object); `print(net.summary)` or
+        `net.summary()` prints it as the table, as Keras's `model.summary()` does."""
+        return Summary(self.report)
+
+    def table(self, width: int | None = None) -> str:
+        """The paper-style table with totals, fitted to `width` columns (None: all columns)."""
+        from .table import render_report
+
+        return render_report(self.report, width)
+
+    def __str__(self) -> str:
+        return self.table()
+
+    def draw(self, path: str | Path, expand: Iterable[str] = ()) -> Path:
+        """Write the network's diagram to `path` (.svg, .png or .pdf); `expand` names rows or
+        blocks to draw layer by layer (`netspec draw`, docs/diagrams.md)."""
+        from .diagram import draw
+
+        return draw(self, path, expand)
 
     @property
     def name(self) -> str:
@@ -93,6 +112,28 @@ class Compiled:
             compiler_options={"xla_backend_optimization_level": 0},
         )
         return nnx.merge(graphdef, initialise(jax.random.key(seed)))
+
+
+class Summary(dict):
+    """The analysis as plain JSON-ready data that prints as the paper-style table."""
+
+    def __init__(self, report: Report) -> None:
+        super().__init__(report.to_json())
+        self.report = report
+
+    def __str__(self) -> str:
+        from .table import render_report
+
+        return render_report(self.report)
+
+    def __call__(self, width: int | None = None) -> None:
+        """Print the table (fitted to the terminal, or to `width` columns)."""
+        from .table import print_report, render_report
+
+        if width is None:
+            print_report(self.report)
+        else:
+            print(render_report(self.report, width), end="")
 
 
 def resolve_dtype(name: Any) -> Any:

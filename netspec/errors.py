@@ -78,3 +78,51 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
     """A ``did you mean 'x'?`` hint for the closest candidate, or None if nothing is close."""
     matches = difflib.get_close_matches(str(word), sorted(set(candidates)), n=1, cutoff=0.6)
     return f"did you mean '{matches[0]}'?" if matches else None
+
+
+SHOWN_AT_ONCE = 20
+"""How many errors `SpecErrors` prints; the rest are counted."""
+
+
+def by_position(error: SpecError) -> tuple[int, str, int, int]:
+    """Sort key: located errors by file, line and column; unlocated ones last."""
+    where = error.location
+    if where is None:
+        return (1, "", 0, 0)
+    return (0, where.file, where.line, where.column)
+
+
+class SpecErrors(SpecError):
+    """Several independent problems found in one reading of a spec, ordered by line.
+
+    Behaves as its first error (`message`, `location`, ...) for code that expects one;
+    `errors` holds them all, and `str()` shows up to `SHOWN_AT_ONCE` and counts the rest.
+    """
+
+    def __init__(self, errors: list[SpecError]) -> None:
+        unique: dict[str, SpecError] = {}
+        for error in sorted(errors, key=by_position):
+            unique.setdefault(str(error), error)
+        self.errors = list(unique.values())
+        first = self.errors[0]
+        super().__init__(
+            first.message, first.location, path=first.path, field=first.field, hint=first.hint
+        )
+
+    def __str__(self) -> str:
+        if len(self.errors) == 1:
+            return str(self.errors[0])
+        shown = [str(error) for error in self.errors[:SHOWN_AT_ONCE]]
+        rest = len(self.errors) - len(shown)
+        if rest:
+            shown.append(f"... and {rest} more error{'s' if rest > 1 else ''}")
+        return f"{len(self.errors)} errors:\n" + "\n".join(shown)
+
+
+def raise_all(errors: list[SpecError]) -> None:
+    """Raise nothing for no errors, the error itself for one, `SpecErrors` for several."""
+    if len(errors) == 1 and not isinstance(errors[0], SpecErrors):
+        raise errors[0]
+    if errors:
+        flat = [e for error in errors for e in getattr(error, "errors", [error])]
+        raise SpecErrors(flat)

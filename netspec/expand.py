@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .analyze import infer_node
-from .errors import Location, SpecError, did_you_mean
+from .errors import Location, SpecError, did_you_mean, raise_all
 from .expr import ROW_INPUT, ExprError, evaluate_pieces, resolve_variables
 from .graph import INPUT, Expectation, Graph, Head, Node, Row
 from .layers import ALIASES, REGISTRY, LayerType, Shape
@@ -124,6 +124,7 @@ class Expander:
         self.heads: list[Head] = []
         self.shapes: dict[str, Shape] = {}
         self.shaped = 0  # how many of self.nodes have their shape in self.shapes
+        self.errors: list[SpecError] = []  # top-level rows that failed, reported together
 
     def shape_of(self, name: str) -> Shape:
         """A node's output shape, inferring the nodes emitted so far as the analysis does
@@ -241,7 +242,18 @@ class Expander:
             )
             row_scope.outputs = scope.outputs
             start = len(self.nodes)
-            output, is_aux = self.row(row, row_scope, chain)
+            try:
+                output, is_aux = self.row(row, row_scope, chain)
+            except SpecError as error:
+                if not top_level or isinstance(error, TooManyNodes):
+                    raise
+                # Report it with the other rows' problems; the rows after it read the row
+                # before it (their values rarely depend on its shape).
+                self.errors.append(error)
+                del self.nodes[start:]
+                self.shaped = min(self.shaped, start)
+                scope.outputs[row.name] = chain
+                continue
             scope.outputs[row.name] = output
             if top_level:
                 self.record_row(row, output, start, is_aux, row_scope)
@@ -575,6 +587,7 @@ class Expander:
         scope = Scope(self.variables, (self.tree.defaults,), "", "", "", INPUT)
         self.shapes = {INPUT: input_shape}
         output = self.sequence(self.tree.layers, scope, top_level=True)
+        raise_all(self.errors)
         return Graph(
             self.tree.name,
             input_shape,

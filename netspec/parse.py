@@ -16,13 +16,13 @@ Rules decided here (docs/spec-format.md, "One reading of a spec"):
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from .errors import Location, SpecError, did_you_mean
+from .errors import Location, SpecError, SpecErrors, did_you_mean, raise_all
 from .expr import ROW_INPUT, ExprError, check_expression, split_template
 from .graph import INPUT
 from .layers import ALIASES, REGISTRY, LayerType
@@ -47,7 +47,9 @@ from .tree import (
     Value,
     Window,
 )
-from .validation import describe_validation_error
+from .validation import describe_validation_errors
+
+T = TypeVar("T")
 
 MAX_ROWS = 20_000
 """Rows (written, before repeats) a spec may have; checked before any row is read."""
@@ -105,6 +107,21 @@ class Parser:
         self.block_args: dict[str, tuple[Argument, ...]] = {}
         self.calls: dict[str, list[tuple[str, Location | None, str]]] = {}
         self.row_count = 0
+        self.errors: list[SpecError] = []
+        """Problems found so far; parsing goes on past a bad row, variable or block."""
+        self.structural = False
+        """Whether a problem lies outside the table's own rows (a variable, a default, a
+        block), so that expanding the rest would report problems that follow from it."""
+
+    def attempt(self, parse: Callable[[], T], fallback: T) -> T:
+        """`parse()`, or `fallback` with its SpecError kept, so independent problems (each
+        row, variable, block) are all reported in one run."""
+        try:
+            return parse()
+        except SpecError as error:
+            self.errors.append(error)
+            self.structural = True
+            return fallback
 
     # ---- locations -------------------------------------------------------------------------
 
@@ -294,7 +311,16 @@ class Parser:
         item_locs = getattr(items, "item_locs", [])
         for index, raw in enumerate(items):
             item_location = (item_locs[index] if index < len(item_locs) else None) or location
-            row = self.row(raw, item_location, auto[index], ctx, scope, kind)
+            try:
+                row = self.row(raw, item_location, auto[index], ctx, scope, kind)
+            except SpecError as error:
+                if self.row_count > MAX_ROWS:
+                    raise
+                self.errors.append(error)
+                self.structural |= not ctx.top_level
+                # later rows may still name it in `from` without a second, dependent error
+                scope.rows[written_name(raw, auto[index])] = item_location
+                continue
             scope.rows[row.name] = row.location
             rows.append(row)
         return Sequence(kind, tuple(rows), location)  # type: ignore[arg-type]
@@ -1011,6 +1037,8 @@ class Parser:
             seen[mapped] = name
 
     def defaults(self, raw: Any, where: str, variables: frozenset[str]) -> Defaults:
+        """Default parameters per layer type. An unknown layer type or parameter is reported
+        and left out (nothing else depends on it), so the rows are still read."""
         if not isinstance(raw, Mapping):
             return Defaults()
         entries = []
@@ -1019,27 +1047,37 @@ class Parser:
             canonical = ALIASES.get(layer, layer)
             location = raw.key_locs.get(layer) if isinstance(raw, YamlMap) else None
             if canonical not in REGISTRY:
-                raise SpecError(
-                    f"defaults for unknown layer type '{layer}'",
-                    location,
-                    path=where,
-                    hint=did_you_mean(layer, [*REGISTRY, *ALIASES]),
+                self.errors.append(
+                    SpecError(
+                        f"defaults for unknown layer type '{layer}'",
+                        location,
+                        path=where,
+                        hint=did_you_mean(layer, [*REGISTRY, *ALIASES]),
+                    )
                 )
+                continue
             if canonical != layer:
-                raise SpecError(
-                    f"write defaults under the layer type '{canonical}'", location, path=where
+                self.errors.append(
+                    SpecError(
+                        f"write defaults under the layer type '{canonical}'", location, path=where
+                    )
                 )
+                continue
             fields = REGISTRY[canonical].params.model_fields
             values = []
             for key in entry:
                 key_location = entry.key_locs.get(key) if isinstance(entry, YamlMap) else None
                 if key not in fields:
-                    raise SpecError(
-                        f"{layer} has no parameter '{key}'",
-                        key_location,
-                        path=where,
-                        hint=did_you_mean(key, fields) or f"{layer} takes: " + ", ".join(fields),
+                    self.errors.append(
+                        SpecError(
+                            f"{layer} has no parameter '{key}'",
+                            key_location,
+                            path=where,
+                            hint=did_you_mean(key, fields)
+                            or f"{layer} takes: " + ", ".join(fields),
+                        )
                     )
+                    continue
                 value_location = entry.value_locs.get(key) if isinstance(entry, YamlMap) else None
                 values.append((key, self.value(entry[key], value_location, ctx, key)))
             entries.append((layer, tuple(values)))
@@ -1092,26 +1130,47 @@ class Parser:
         var_names = frozenset(str(k) for k in raw_vars)
         var_ctx = Context(var_names, (), "vars")
         variables = tuple(
-            (name, self.vars_value(raw_vars[name], raw_vars.value_locs.get(name), var_ctx, name))
+            (
+                name,
+                self.attempt(
+                    lambda name=name: self.vars_value(
+                        raw_vars[name], raw_vars.value_locs.get(name), var_ctx, name
+                    ),
+                    Value(None, None),
+                ),
+            )
             for name in raw_vars
         )
-        spec_defaults = self.defaults(self.data.get("defaults"), "defaults", var_names)
+        spec_defaults = self.attempt(
+            lambda: self.defaults(self.data.get("defaults"), "defaults", var_names),
+            Defaults(()),
+        )
         self.spec_defaults = spec_defaults
-        self.check_variable_names(raw_vars, (), "vars")
-        blocks = tuple(self.block(name, var_names, spec_defaults) for name in self.raw_blocks)
-        self.check_block_calls()
-        blocks = self.with_free_variables(blocks, [name for name, _ in variables])
+        self.attempt(lambda: self.check_variable_names(raw_vars, (), "vars"), None)
+        parsed_blocks = (
+            self.attempt(lambda name=name: self.block(name, var_names, spec_defaults), None)
+            for name in self.raw_blocks
+        )
+        blocks = tuple(block for block in parsed_blocks if block is not None)
+        self.attempt(self.check_block_calls, None)
         ctx = Context(var_names, (spec_defaults,), "", top_level=True)
         layers = self.sequence(
             self.data["layers"], self.data.value_locs.get("layers"), ctx, Names()
         )
         input_location = self.data.value_locs.get("input")
+        input_value = self.attempt(
+            lambda: self.value(
+                self.data["input"], input_location, Context(var_names, (), "input"), "input"
+            ),
+            Value(None, None),
+        )
+        if self.structural:
+            raise_all(self.errors)
+        blocks = self.with_free_variables(blocks, [name for name, _ in variables])
         return SpecTree(
             name=self.model.name,
             filename=self.filename,
-            input=self.value(
-                self.data["input"], input_location, Context(var_names, (), "input"), "input"
-            ),
+            input=input_value,
             variables=variables,
             defaults=spec_defaults,
             blocks=blocks,
@@ -1289,6 +1348,15 @@ def auto_names(items: list[Any], prefix: str) -> list[str]:
     return names
 
 
+def written_name(raw: Any, auto: str) -> str:
+    """The name a row item gives itself (its one key beside the row options), else `auto`."""
+    if isinstance(raw, Mapping):
+        keys = [key for key in raw if key not in ROW_OPTIONS]
+        if len(keys) == 1 and isinstance(keys[0], str):
+            return keys[0]
+    return auto
+
+
 def type_name(value: Any) -> str:
     if isinstance(value, Mapping):
         return "a mapping"
@@ -1320,11 +1388,60 @@ def parse_spec(data: Any, filename: str, source: str) -> SpecTree:
             data.value_locs.get("layers"),
             hint="use repeat= or blocks for long stacks",
         )
+    errors: list[SpecError] = []
     try:
         model = SpecModel.model_validate(dict(data))
     except ValidationError as error:
-        raise describe_validation_error(error, data, "spec") from None
-    return Parser(data, model, filename, source).parse()
+        errors = describe_validation_errors(error, data, "spec")
+        model = readable_part(data, error)
+        if model is None:
+            raise_all(errors)
+    errors += training_errors(data)
+    parser = Parser(data, model, filename, source)
+    try:
+        tree = parser.parse()
+    except SpecError as error:
+        raise_all([*errors, error])
+    errors += parser.errors
+    if errors:
+        raise RowsLeftOut(errors, tree)
+    return tree
+
+
+class RowsLeftOut(SpecErrors):
+    """Problems in some top-level rows (or in keys beside the table) that leave the rest
+    readable: `tree` is the spec without those rows, so expanding it can report the other
+    rows' problems in the same run (`specfile.resolve_tree`)."""
+
+    def __init__(self, errors: list[SpecError], tree: SpecTree) -> None:
+        super().__init__([e for error in errors for e in getattr(error, "errors", [error])])
+        self.tree = tree
+
+
+def readable_part(data: YamlMap, error: ValidationError) -> SpecModel | None:
+    """The spec without the top-level keys that are unknown, so its rows can still be read
+    and their problems reported beside the misspelled key; None when more is wrong."""
+    problems = error.errors()
+    unknown = {
+        p["loc"][0] for p in problems if p["type"] == "extra_forbidden" and len(p["loc"]) == 1
+    }
+    if len(unknown) != len(problems):
+        return None
+    try:
+        return SpecModel.model_validate({k: v for k, v in data.items() if k not in unknown})
+    except ValidationError:
+        return None
+
+
+def training_errors(data: YamlMap) -> list[SpecError]:
+    """The `training:` section's problems as written (its optimizer options are checked
+    against optax only when training starts, which keeps this JAX-free)."""
+    section = data.get("training")
+    if section is None:
+        return []
+    from .train.config import check_section
+
+    return check_section(section)
 
 
 __all__ = ["MAX_BLOCK_DEPTH", "MAX_ROWS", "SpecTree", "auto_names", "parse_spec"]

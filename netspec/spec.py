@@ -1,4 +1,4 @@
-"""Pydantic models of the spec file format, and its JSON Schema for editors.
+"""Pydantic models of the spec file format (its JSON Schema for editors: netspec/schema.py).
 
 The models check the file's structure (top-level keys, blocks, defaults, variables). Rows are
 checked one by one when they are resolved, because their values may depend on variables and
@@ -11,8 +11,6 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, field_validator
-
-from .layers import ALIASES, REGISTRY
 
 NAME_PATTERN = r"^[A-Za-z0-9_]+$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
@@ -133,28 +131,7 @@ def parse_input_size(value: Any) -> Any:
 
 
 def json_schema() -> dict[str, Any]:
-    """The JSON Schema of the file format, with every layer type's fields for mapping rows."""
-    schema = SpecModel.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "netspec network spec"
-    layer_forms = []
-    for name, layer in sorted(REGISTRY.items()):
-        params = layer.params.model_json_schema()
-        properties = {
-            key: {"anyOf": [prop, {"type": "string", "pattern": r"\$"}]}
-            for key, prop in params.get("properties", {}).items()
-            if key not in layer.presets
-        }
-        properties["type"] = {"const": name}
-        layer_forms.append(
-            {
-                "type": "object",
-                "description": (layer.params.__doc__ or "").strip(),
-                "properties": properties,
-                "required": ["type"],
-            }
-        )
-        schema.setdefault("$defs", {}).update(params.get("$defs", {}))
-    schema["$defs"]["LayerRow"] = {"anyOf": layer_forms}
-    schema["$defs"]["LayerType"] = {"enum": sorted([*REGISTRY, *ALIASES])}
-    return schema
+    """The JSON Schema of the file format, for editors: `netspec.schema.json_schema`."""
+    from .schema import json_schema as build
+
+    return build()

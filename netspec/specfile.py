@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from .analyze import Report, analyze
-from .errors import SpecError
+from .errors import SpecError, raise_all
 from .expand import expand
 from .graph import Graph
 from .load import load_yaml, resolve_scalar
-from .parse import parse_spec
+from .parse import RowsLeftOut, parse_spec
 from .tree import SpecTree
 
 SpecSource = str | os.PathLike[str]
@@ -111,8 +111,28 @@ def load_and_resolve(
     with paused_gc():
         located = load_yaml(data, filename)
         text = data.decode("utf-8", errors="replace")
+        tree, graph = resolve_tree(located, filename, text, parse_overrides(overrides))
+        return located, text, tree, graph
+
+
+def resolve_tree(
+    located: Any, filename: str, text: str, overrides: Mapping[str, Any]
+) -> tuple[SpecTree, Graph]:
+    """(syntax tree, Graph) of loaded spec data. When some rows cannot be read, the others are
+    still expanded so that their problems are reported in the same SpecErrors."""
+    try:
         tree = parse_spec(located, filename, text)
-        return located, text, tree, expand(tree, parse_overrides(overrides))
+    except RowsLeftOut as partial:
+        try:
+            expand(partial.tree, overrides)
+        except SpecError as more:
+            raise_all([partial, more])
+        except Exception:
+            # Expanding without the left-out rows broke on something they would have
+            # provided: what parsing found is the report.
+            pass
+        raise
+    return tree, expand(tree, overrides)
 
 
 def resolve_source(

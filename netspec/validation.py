@@ -6,6 +6,7 @@ such as `list[union[int,str]]`) never reach the user.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from typing import Any
 
@@ -186,8 +187,37 @@ def describe_validation_error(
 ) -> SpecError:
     """A SpecError for the first problem in a whole-file model (or a section of one, such as
     `training`, whose model is `model`), located via the YAML data."""
+    return describe_problems(error.errors(), data, what, model)
+
+
+SECTIONS_OF_ENTRIES = ("layers", "blocks", "vars", "defaults", "training")
+"""Top-level keys whose entries are checked independently (one error per entry)."""
+
+
+def describe_validation_errors(
+    error: ValidationError, data: Any, what: str, model: type[BaseModel] | None = None
+) -> list[SpecError]:
+    """One SpecError per independent problem: per unknown key, and per entry of the file's
+    sections (a row, a block, a variable), each worded as `describe_validation_error` would."""
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    for problem in error.errors():
+        loc = tuple(problem["loc"])
+        if problem["type"] == "extra_forbidden":
+            key: tuple[Any, ...] = ("unknown", *loc)
+        elif what == "spec" and loc and loc[0] in SECTIONS_OF_ENTRIES:
+            key = loc[:2]
+        else:
+            key = loc[:1]
+        groups.setdefault(key, []).append(problem)
+    return [describe_problems(problems, data, what, model) for problems in groups.values()]
+
+
+def describe_problems(
+    errors: list[Any], data: Any, what: str, model: type[BaseModel] | None = None
+) -> SpecError:
+    """A SpecError for the most telling of pydantic's `errors` (dicts), located in `data`."""
     prefix = "" if what == "spec" else what
-    first = most_telling(error.errors())
+    first = most_telling(errors)
     loc = tuple(first["loc"])
     kind = first["type"]
     path, on_key = data_path(data, loc[:-1] if kind == "extra_forbidden" else loc)
@@ -209,6 +239,7 @@ def describe_validation_error(
             location,
             path=".".join(str(p) for p in (prefix, *parent) if p != "") or what,
             hint=did_you_mean(str(key), allowed)
+            or (training_key_hint(str(key)) if what == "spec" and not parent else None)
             or ("expected one of: " + ", ".join(allowed) if allowed else None),
         )
     if kind == "missing":
@@ -233,7 +264,7 @@ def describe_validation_error(
         return SpecError("the table is empty", location, path=shown, hint=ROW_HINT)
     if kind == "string_pattern_mismatch":
         return SpecError(f"{value!r} may only use letters, digits and '_'", location, path=shown)
-    problems = [e for e in error.errors() if tuple(e["loc"][: len(loc)]) == loc] or [first]
+    problems = [e for e in errors if tuple(e["loc"][: len(loc)]) == loc] or [first]
     field = str(path[-1]) if path else what
     message, hint = describe_problem(field, problems)
     return SpecError(
@@ -243,6 +274,18 @@ def describe_validation_error(
         field=field,
         hint=hint,
     )
+
+
+def training_key_hint(key: str) -> str | None:
+    """For a top-level key that is (or looks like) a training option: where it belongs."""
+    from .train.config import TrainingConfig
+
+    fields = list(TrainingConfig.model_fields)
+    match = key if key in fields else difflib.get_close_matches(key, fields, n=1, cutoff=0.6)
+    if not match:
+        return None
+    name = match if isinstance(match, str) else match[0]
+    return f"`{name}` is a training option: write it under `training:`"
 
 
 def short(value: Any) -> str:

@@ -228,6 +228,14 @@ def test_confusion_matrix_matches_a_hand_count():
     np.testing.assert_array_equal(confusion_matrix([], [], 2), np.zeros((2, 2)))
 
 
+def test_confusion_matrix_has_a_row_and_column_for_absent_classes():
+    """Classes 0, 2 and 4 occur nowhere: their rows and columns are there, all zeros."""
+    matrix = confusion_matrix(np.array([1, 1, 3]), np.array([1, 3, 3]), 5)
+    expected = np.zeros((5, 5), dtype=np.int64)
+    expected[1, 1] = expected[1, 3] = expected[3, 3] = 1
+    np.testing.assert_array_equal(matrix, expected)
+
+
 @pytest.mark.parametrize(
     ("labels", "predictions"), [([0, 3], [0, 1]), ([0, 1], [0, -1]), ([0, 1], [0])]
 )

@@ -104,11 +104,21 @@ def test_schema_accepts_every_zoo_spec_and_rejects_a_typo(capsys):
 def test_schema_lists_layer_fields_for_mapping_rows(capsys):
     main(["schema"])
     schema = json.loads(capsys.readouterr().out)
-    forms = schema["$defs"]["LayerRow"]["anyOf"]
-    conv = next(f for f in forms if f["properties"]["type"] == {"const": "conv"})
-    assert {"filters", "kernel", "stride", "padding", "groups", "dilation"} <= set(
-        conv["properties"]
-    )
+    conv = schema["$defs"]["Layer.conv"]["properties"]
+    assert {"filters", "kernel", "stride", "padding", "groups", "dilation"} <= set(conv)
+
+
+def test_schema_of_a_spec_knows_its_blocks(tmp_path, capsys):
+    """`netspec schema SPEC -o FILE`: a block of that spec is a type word; a misspelt one is
+    not (the schema for all specs cannot tell a misspelt block from another block)."""
+    out = tmp_path / "googlenet.schema.json"
+    assert main(["schema", str(SPECS / "googlenet.yaml"), "-o", str(out)]) == 0
+    validator = jsonschema.Draft202012Validator(json.loads(out.read_text(encoding="utf-8")))
+    data = json.loads(json.dumps(load_file(SPECS / "googlenet.yaml")))
+    assert not list(validator.iter_errors(data))
+    data["layers"][6]["inception_3a"] = "inceptoin 64 96 128 16 32 32"
+    (error,) = validator.iter_errors(data)
+    assert list(error.absolute_path) == ["layers", 6, "inception_3a"]
 
 
 @pytest.mark.parametrize("argv", [["compile", "missing.yaml"], ["compile", "specs/nope.yaml"]])

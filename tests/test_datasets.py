@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import pickle
 import struct
@@ -14,12 +15,16 @@ from PIL import Image
 
 from netspec.errors import SpecError
 from netspec.train.datasets import (
+    LEGACY_SPLIT,
+    SPLIT,
     Dataset,
     ImageSet,
     decode_image,
     load_dataset,
     read_idx,
     resize_images,
+    run_split,
+    stratified_split,
 )
 
 CLASSES = ["cat", "dog", "fox"]
@@ -465,3 +470,65 @@ def test_model_input_must_be_an_image() -> None:
 def test_image_set_checks_lengths() -> None:
     with pytest.raises(ValueError, match="3 images but 2 labels"):
         ImageSet(np.zeros((3, 2, 2, 1), np.uint8), None, np.zeros(2))
+
+
+# --------------------------------------------------------------------------- stratified split
+
+
+def class_counts(labels: np.ndarray, part: np.ndarray, classes: int) -> list[int]:
+    return np.bincount(labels[part], minlength=classes).tolist()
+
+
+def test_stratified_split_holds_out_each_class_in_proportion() -> None:
+    labels = np.repeat(np.arange(4), 30)
+    np.random.default_rng(0).shuffle(labels)
+    for fraction in (0.1, 0.25, 0.5):
+        train, val = stratified_split(labels, fraction, seed=7)
+        assert np.array_equal(np.sort(np.concatenate([train, val])), np.arange(120))
+        assert list(train) == sorted(train) and list(val) == sorted(val)
+        assert class_counts(labels, val, 4) == [round(30 * fraction)] * 4
+    again = stratified_split(labels, 0.25, seed=7)
+    other = stratified_split(labels, 0.25, seed=8)
+    assert np.array_equal(again[1], stratified_split(labels, 0.25, seed=7)[1])
+    assert not np.array_equal(again[1], other[1])
+
+
+def test_stratified_split_small_classes() -> None:
+    """A class of one image trains; a class of two among large ones still gets one val image
+    and keeps one to train on, whatever the fraction."""
+    labels = np.array([0] * 100 + [1] * 2 + [2] + [3] * 3)
+    for fraction, small in ((0.1, [1, 0, 1]), (0.9, [1, 0, 2])):
+        for seed in range(5):
+            train, val = stratified_split(labels, fraction, seed=seed)
+            counts = class_counts(labels, val, 4)
+            assert counts[1:] == small
+            # the large class's share: round(100 * fraction), give or take the images
+            # scikit-learn's proportional sharing moved to or from the small classes
+            assert abs(counts[0] - round(100 * fraction)) <= 2
+            assert np.array_equal(np.sort(np.concatenate([train, val])), np.arange(len(labels)))
+    train, val = stratified_split(labels, 0.0, seed=0)
+    assert len(val) == 0 and np.array_equal(train, np.arange(len(labels)))
+    train, val = stratified_split(np.array([0, 1, 2]), 0.5, seed=0)
+    assert len(val) == 0 and len(train) == 3
+
+
+def test_runs_from_before_keep_their_split(tmp_path: Path) -> None:
+    """A run made before runs recorded their split is split as then: these indices are what
+    netspec's earlier per-class NumPy split gave (recorded from it, commit 4df680b)."""
+    labels = np.array([2, 0, 1, 0, 2, 2, 0, 1, 0, 2, 0, 3, 2, 1])
+    train, val = stratified_split(labels, 0.3, 3, split=LEGACY_SPLIT)
+    assert (train.tolist(), val.tolist()) == ([1, 3, 4, 5, 7, 8, 11, 12, 13], [0, 2, 6, 9, 10])
+    train, val = stratified_split(labels, 0.5, 11, split=LEGACY_SPLIT)
+    assert (train.tolist(), val.tolist()) == ([0, 1, 4, 6, 8, 11, 12, 13], [2, 3, 5, 7, 9, 10])
+    old = load_dataset("digits", (8, 8, 1), seed=3, split=LEGACY_SPLIT)
+    assert old.split == LEGACY_SPLIT
+    assert not np.array_equal(old.val.images, load_dataset("digits", (8, 8, 1), seed=3).val.images)
+    # which split a run uses: a new run today's; a resumed one what its config.json says
+    run = tmp_path / "run"
+    run.mkdir()
+    assert run_split(run, resume=True) == SPLIT  # nothing to read: a new run
+    (run / "config.json").write_text(json.dumps({"spec": "x.yaml"}))
+    assert run_split(run, resume=True) == LEGACY_SPLIT
+    assert run_split(run, resume=False) == SPLIT
+    (run / "config.json").write_text(json.dumps({"split": SPLIT}))
+    assert run_split(run, resume=True) == SPLIT

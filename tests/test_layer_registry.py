@@ -218,8 +218,10 @@ def test_docs_example_column_shows_the_analysis() -> None:
 def test_schema_is_built_from_the_registry() -> None:
     schema = json_schema()["$defs"]
     assert schema["LayerType"]["enum"] == sorted([*REGISTRY, *ALIASES])
-    forms = {form["properties"]["type"]["const"]: form for form in schema["LayerRow"]["anyOf"]}
+    forms = {key.removeprefix("Layer."): form for key, form in schema.items() if "Layer." in key}
     assert set(forms) == set(REGISTRY)
+    options = {"from", "repeat", "if", "aux", "expect"}
     for name, layer in REGISTRY.items():
         fields = set(layer.params.model_fields) - set(layer.presets)
-        assert set(forms[name]["properties"]) == fields | {"type"}
+        window = {"window"} if "window" in layer.positional else set()
+        assert set(forms[name]["properties"]) == fields | {"type"} | options | window

@@ -13,12 +13,11 @@ from netspec.train.datasets import ImageSet, decode_image
 from netspec.train.pipeline import (
     Augment,
     Batch,
+    Draw,
     Normalize,
     Pipeline,
     crop_and_flip,
-    draw_augmentations,
-    epoch_order,
-    example_uniforms,
+    draw,
     padded_crop,
 )
 
@@ -58,6 +57,23 @@ def assert_same(a: list[Batch], b: list[Batch]) -> None:
 
 def unit_scale(pixels: np.ndarray) -> np.ndarray:
     return pixels.astype(np.float32) / 255.0
+
+
+def padded_reference(image: np.ndarray, pad: int, offset, flip: bool = False) -> np.ndarray:
+    """The (H, W) window at `offset` of `image` zero-padded by `pad` (np.pad), mirrored."""
+    height, width = image.shape[:2]
+    padded = np.pad(image, ((pad, pad), (pad, pad), (0, 0)))
+    dy, dx = offset
+    window = padded[dy : dy + height, dx : dx + width]
+    return window[:, ::-1] if flip else window
+
+
+def epoch_draws(pipeline: Pipeline, epoch: int, augment: Augment, size=SHAPE[:2]) -> list[Draw]:
+    """Each position's draws in `epoch`, from the generator the pipeline gives that example
+    there; `size` (H, W), or a function of the example index for image files."""
+    return pipeline.epoch_values(
+        epoch, lambda index, rng: draw(rng, augment, size(index) if callable(size) else size)
+    )
 
 
 # --------------------------------------------------------------------------- determinism
@@ -111,12 +127,21 @@ def test_worker_process_errors_arrive_whole(tmp_path: Path) -> None:
         collect(pipeline, 0)
 
 
-def test_epochs_differ() -> None:
-    pipeline = Pipeline(memory_split(), SHAPE, 8, train=True, seed=0)
-    first, second = collect(pipeline, 0), collect(pipeline, 1)
-    assert not np.array_equal(first[0].labels, second[0].labels)
-    assert np.array_equal(pipeline.order(1), np.random.default_rng([0, 1]).permutation(50))
-    assert np.array_equal(pipeline.order(1), epoch_order(0, 1, 50))
+def test_epochs_differ_and_follow_the_order() -> None:
+    pipeline = Pipeline(memory_split(), SHAPE, 10, train=True, seed=0)
+    for epoch in (0, 1, 5):
+        order = pipeline.order(epoch)
+        assert sorted(order.tolist()) == list(range(50))  # a permutation
+        labels = np.concatenate([b.labels for b in collect(pipeline, epoch)])
+        assert np.array_equal(labels, order)  # label i is example i
+    assert not np.array_equal(pipeline.order(0), pipeline.order(1))
+    again = Pipeline(memory_split(), SHAPE, 10, train=True, seed=0)
+    assert np.array_equal(again.order(3), pipeline.order(3))
+    # each epoch's seed mixes the run's seed and the epoch: the runs of seeds 0 and 1 do not
+    # visit the same orders an epoch apart
+    other = Pipeline(memory_split(), SHAPE, 10, train=True, seed=1)
+    assert not np.array_equal(other.order(0), pipeline.order(1))
+    assert not np.array_equal(other.order(0), pipeline.order(0))
 
 
 # --------------------------------------------------------------------------- coverage
@@ -161,15 +186,19 @@ def test_image_folder_augmentation_cuts_the_full_size_file(tmp_path: Path) -> No
     augment = ALL_AUGMENTS
     pipeline = Pipeline(split, SHAPE, 6, train=True, augment=augment, seed=9)
     (batch,) = collect(pipeline, 2)
+
+    def size(index: int) -> tuple[int, int]:
+        with Image.open((split.paths or [])[index]) as image:
+            return image.height, image.width
+
+    draws = epoch_draws(pipeline, 2, augment, size)
     for row, index in enumerate(pipeline.batch_indices(2, 0)):
-        path = (split.paths or [])[index]
-        with Image.open(path) as image:
+        with Image.open((split.paths or [])[index]) as image:
             source = image.convert("RGB")
-        draws = draw_augmentations(augment, 9, 2, [index], (source.height, source.width))
-        top, left, height, width = draws.crop_boxes[0]
+        top, left, height, width = draws[row].box
         box = (left, top, left + width, top + height)
         cropped = np.asarray(source.resize((8, 8), Image.Resampling.BILINEAR, box=box))
-        expected = crop_and_flip(cropped[None], 2, draws.offsets, draws.flips)[0]
+        expected = padded_reference(cropped, 2, draws[row].offset, draws[row].flip)
         assert np.allclose(batch.images[row], unit_scale(expected))
 
 
@@ -214,8 +243,7 @@ def step_draws(pipeline: Pipeline, epoch: int, augment: Augment):
     indices = pipeline.batch_indices(epoch, 0)
     images = pipeline.split.images
     assert images is not None
-    draws = draw_augmentations(augment, pipeline.seed, epoch, indices, SHAPE[:2])
-    return indices, images[indices], draws
+    return indices, images[indices], epoch_draws(pipeline, epoch, augment)[: len(indices)]
 
 
 def test_random_crop_with_padding_shifts_content() -> None:
@@ -223,13 +251,13 @@ def test_random_crop_with_padding_shifts_content() -> None:
     pipeline = Pipeline(memory_split(), SHAPE, 16, train=True, augment=augment, seed=4)
     batch = collect(pipeline, 3)[0]
     _, images, draws = step_draws(pipeline, 3, augment)
-    assert draws.crop_boxes is None and not draws.flips.any()
-    for row, (image, (dy, dx)) in enumerate(zip(images, draws.offsets, strict=True)):
-        padded = np.pad(image, ((2, 2), (2, 2), (0, 0)))
-        expected = padded[dy : dy + 8, dx : dx + 8]
+    assert all(d.box is None and not d.flip for d in draws)
+    for row, (image, chosen) in enumerate(zip(images, draws, strict=True)):
+        expected = padded_reference(image, 2, chosen.offset)
         assert np.allclose(batch.images[row], unit_scale(expected))
-    assert len({tuple(o) for o in draws.offsets}) > 3
-    assert draws.offsets.min() >= 0 and draws.offsets.max() <= 4
+    offsets = np.array([d.offset for d in draws])
+    assert len({tuple(o) for o in offsets}) > 3
+    assert offsets.min() >= 0 and offsets.max() <= 4
 
 
 def test_padded_crop_at_a_known_offset() -> None:
@@ -241,10 +269,25 @@ def test_padded_crop_at_a_known_offset() -> None:
     assert np.array_equal(padded_crop(image, 2, (2, 2)), image)
     assert np.array_equal(padded_crop(image, 2, (4, 3))[:-2, :-1], image[2:, 1:])
     batch = np.stack([image, image + 1])
-    offsets, flips = np.array([[0, 0], [4, 3]]), np.array([False, True])
-    both = crop_and_flip(batch, 2, offsets, flips)
+    both = crop_and_flip(batch, 2, np.array([[0, 0], [4, 3]]), [False, True])
     assert np.array_equal(both[0], shifted)
     assert np.array_equal(both[1], padded_crop(image + 1, 2, (4, 3))[:, ::-1])
+
+
+@pytest.mark.parametrize("pad", [1, 3, 7, 12])
+def test_padded_crop_equals_padding_then_cutting(pad: int) -> None:
+    """Every offset, pads up to wider than the image, against np.pad then a slice; masks
+    pad with their own value."""
+    image = np.random.default_rng(pad).integers(1, 256, (8, 6, 2), dtype=np.uint8)
+    for dy in range(2 * pad + 1):
+        for dx in range(2 * pad + 1):
+            assert np.array_equal(
+                padded_crop(image, pad, (dy, dx)), padded_reference(image, pad, (dy, dx))
+            )
+    masks = image[None, ..., 0]
+    expected = np.pad(masks[0], pad, constant_values=255)[1 : 1 + 8, 2 : 2 + 6]
+    cut = crop_and_flip(masks, pad, np.array([[1, 2]]), [False], fill=255)
+    assert np.array_equal(cut[0], expected)
 
 
 def test_horizontal_flip() -> None:
@@ -252,11 +295,12 @@ def test_horizontal_flip() -> None:
     pipeline = Pipeline(memory_split(), SHAPE, 16, train=True, augment=augment)
     batch = collect(pipeline, 0)[0]
     _, images, draws = step_draws(pipeline, 0, augment)
-    for row, (image, flip) in enumerate(zip(images, draws.flips, strict=True)):
+    flips = [d.flip for d in draws]
+    for row, (image, flip) in enumerate(zip(images, flips, strict=True)):
         expected = image[:, ::-1] if flip else image
         assert np.allclose(batch.images[row], unit_scale(expected))
-    assert draws.flips.any() and not draws.flips.all()
-    assert (draws.offsets == 0).all()
+    assert any(flips) and not all(flips)
+    assert all(d.offset == (0, 0) for d in draws)
 
 
 def test_random_resized_crop(tmp_path: Path) -> None:
@@ -265,9 +309,8 @@ def test_random_resized_crop(tmp_path: Path) -> None:
     batch = collect(pipeline, 0)[0]
     assert batch.images.shape == (16, *SHAPE)
     _, images, draws = step_draws(pipeline, 0, augment)
-    assert draws.crop_boxes is not None
     for row, (image, (top, left, height, width)) in enumerate(
-        zip(images, draws.crop_boxes, strict=True)
+        zip(images, [d.box for d in draws], strict=True)
     ):
         assert min(top, left) >= 0 and top + height <= 8 and left + width <= 8
         box = (left, top, left + width, top + height)
@@ -280,16 +323,16 @@ def test_random_resized_crop(tmp_path: Path) -> None:
 
 def test_crop_boxes_follow_scale_and_aspect() -> None:
     augment = Augment(random_resized_crop=(0.25, 0.5))
-    draws = draw_augmentations(augment, 0, 0, np.arange(2000), (200, 300))
-    top, left, height, width = draws.crop_boxes.T
+    boxes = [draw(np.random.default_rng(i), augment, (200, 300)).box for i in range(2000)]
+    top, left, height, width = np.array(boxes).T
     area = height * width / (200 * 300)
     assert area.min() > 0.24 and area.max() < 0.51
     aspect = width / height
     assert aspect.min() > 0.74 and aspect.max() < 1.35
     assert (top + height).max() <= 200 and (left + width).max() <= 300
     assert top.min() == 0 and left.min() == 0  # placement covers the edges
-    narrow = draw_augmentations(Augment(random_resized_crop=(1.0, 1.0)), 0, 0, [5], (100, 10))
-    assert narrow.crop_boxes.tolist() == [[43, 0, 13, 10]]  # fallback: centred, aspect 3/4
+    narrow = draw(np.random.default_rng(5), Augment(random_resized_crop=(1.0, 1.0)), (100, 10))
+    assert narrow.box == (43, 0, 13, 10)  # fallback: centred, aspect 3/4
 
 
 def test_full_area_crop_is_the_whole_image() -> None:
@@ -298,21 +341,26 @@ def test_full_area_crop_is_the_whole_image() -> None:
     pipeline = Pipeline(split, SHAPE, 16, train=True, augment=augment)
     (batch,) = collect(pipeline, 0)
     _, images, draws = step_draws(pipeline, 0, augment)
-    assert (draws.crop_boxes == [0, 0, 8, 8]).all()
+    assert all(d.box == (0, 0, 8, 8) for d in draws)
     assert np.allclose(batch.images, unit_scale(images))
 
 
-def test_example_streams_are_keyed_and_uniform() -> None:
-    streams = example_uniforms(7, 3, np.arange(4000))
-    assert streams.shape[0] == 4000 and streams.min() >= 0.0 and streams.max() < 1.0
-    assert abs(streams.mean() - 0.5) < 0.005
-    counts = np.histogram(streams, bins=10, range=(0, 1))[0] / streams.size
-    assert np.abs(counts - 0.1).max() < 0.005
-    assert np.array_equal(example_uniforms(7, 3, np.array([17]))[0], streams[17])
-    for other in (example_uniforms(8, 3, np.arange(4000)), example_uniforms(7, 4, np.arange(4000))):
-        assert np.abs(other - streams).min() > 0 or not np.allclose(other, streams)
-        assert abs(np.corrcoef(other[:, 0], streams[:, 0])[0, 1]) < 0.05
-    assert example_uniforms(-1, 0, np.arange(3)).shape[0] == 3  # negative seeds wrap
+def test_draws_are_uniform_and_differ_by_epoch() -> None:
+    """Offsets spread evenly over the 2p + 1 positions, flips half the time, and an example's
+    draws in one epoch are unrelated to its draws in the next."""
+    augment = Augment(random_crop_padding=2, horizontal_flip=True)
+    pipeline = Pipeline(memory_split(5000), SHAPE, 50, train=True, augment=augment, seed=7)
+    by_example = []
+    for epoch in (0, 1):
+        draws = epoch_draws(pipeline, epoch, augment)
+        offsets = np.array([d.offset for d in draws])
+        shares = np.bincount(offsets.ravel(), minlength=5) / offsets.size
+        assert np.abs(shares - 0.2).max() < 0.02
+        assert abs(np.mean([d.flip for d in draws]) - 0.5) < 0.03
+        order = pipeline.order(epoch)
+        by_example.append(offsets[np.argsort(order)])  # row i: example i's offset
+    assert abs(np.corrcoef(by_example[0][:, 0], by_example[1][:, 0])[0, 1]) < 0.05
+    assert (by_example[0] != by_example[1]).any(axis=1).mean() > 0.7
 
 
 def test_augment_arguments_are_checked() -> None:

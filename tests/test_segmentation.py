@@ -18,7 +18,7 @@ from netspec.cli import main
 from netspec.errors import SpecError
 from netspec.train.masks import (
     SHAPE_CLASSES,
-    MaskBatchBuilder,
+    MaskPipeline,
     MaskSet,
     is_mask_source,
     load_mask_eval_set,
@@ -278,15 +278,16 @@ def test_masks_resize_with_nearest_and_augment_with_their_images():
     shape_or_not = (masks > 0) * 200
     images = np.stack([masks * 60, shape_or_not, shape_or_not], axis=-1).astype(np.uint8)
     split = MaskSet(images, masks)
-    mean, std = np.zeros(3, np.float32), np.ones(3, np.float32)
     shape = (32, 32, 3)
     for augment, exact in [
         (Augment(random_crop_padding=5, horizontal_flip=True), True),
         (Augment(random_resized_crop=(0.3, 1.0), horizontal_flip=True), False),
     ]:
-        builder = MaskBatchBuilder(split, shape, (32, 32), augment, mean, std, 0, IGNORE)
+        pipeline = MaskPipeline(
+            split, shape, 8, label_shape=(32, 32), ignore_index=IGNORE, train=True, augment=augment
+        )
         for epoch in range(3):
-            batch = builder((epoch, np.arange(8)))
+            (batch,) = pipeline.epoch(epoch)
             values = np.rint(batch.images[..., 0] * 255).astype(int)
             labels = batch.labels
             counted = labels != IGNORE
@@ -298,8 +299,11 @@ def test_masks_resize_with_nearest_and_augment_with_their_images():
                 agree = (inside == (labels > 0)).mean()
                 assert agree > 0.99 and counted.all(), agree
     # labels at a smaller output size: nearest neighbour, no new values
-    builder = MaskBatchBuilder(split, shape, (8, 8), Augment(), mean, std, 0, IGNORE)
-    batch = builder((0, np.array([0, 1, -1])))
+    first_two = split.subset([0, 1])
+    pipeline = MaskPipeline(
+        first_two, shape, 3, label_shape=(8, 8), ignore_index=IGNORE, train=False
+    )
+    (batch,) = pipeline.epoch(0)
     assert batch.labels.shape == (3, 8, 8)
     np.testing.assert_array_equal(batch.labels[0], masks[0][2::4, 2::4])
     assert np.all(batch.labels[2] == IGNORE) and list(batch.mask) == [1, 1, 0]
@@ -504,17 +508,16 @@ def test_batches_from_files_equal_batches_from_memory(augment, tmp_path):
         np.stack([np.asarray(Image.open(p)) for p in files.train.paths]),
         np.stack([read_mask(p) for p in files.train.mask_paths]),
     )
-    mean, std = np.zeros(3, np.float32), np.ones(3, np.float32)
-    task = (1, np.array([0, 2, 1, -1]))
     for label_shape in [(20, 24), (10, 12)]:
-        from_files, from_memory = (
-            MaskBatchBuilder(split, (20, 24, 3), label_shape, augment, mean, std, 0, IGNORE)(task)
+        options = dict(label_shape=label_shape, ignore_index=IGNORE, augment=augment, seed=4)
+        (from_files,), (from_memory,) = (
+            MaskPipeline(split, (20, 24, 3), 3, train=True, **options).epoch(1)
             for split in (files.train, memory)
         )
         np.testing.assert_array_equal(from_files.images, from_memory.images)
         np.testing.assert_array_equal(from_files.labels, from_memory.labels)
-        assert from_files.labels.shape == (4, *label_shape)
-        assert len(np.unique(from_files.labels[:3])) > 2  # shapes, not all padding
+        assert from_files.labels.shape == (3, *label_shape)
+        assert len(np.unique(from_files.labels)) > 2  # shapes, not all padding
 
 
 TINY = """\

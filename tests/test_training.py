@@ -23,6 +23,7 @@ import pytest
 from netspec.errors import SpecError
 from netspec.load import load_yaml
 from netspec.train.config import TrainingConfig, load_training_config
+from netspec.train.datasets import read_dataset
 from netspec.train.optim import build_optimizer, learning_rate_schedule
 
 from .conftest import ROOT
@@ -89,6 +90,11 @@ def wait_for_epochs(run: Path, epochs: int, process: subprocess.Popen[str]) -> N
         if metrics.exists() and metrics.read_text().count("\n") >= epochs:
             return
         time.sleep(0.01)
+
+
+def step_folders(run: Path) -> list[int]:
+    """The steps of the run's checkpoints (`checkpoints/<step>`)."""
+    return sorted(int(p.name) for p in (run / "checkpoints").iterdir() if p.name.isdigit())
 
 
 def records(run: Path) -> list[dict]:
@@ -200,6 +206,33 @@ def test_decoupled_decay_differs_from_l2_under_adam():
     assert news["decoupled"] == pytest.approx(1.0 - 0.1 * 0.5)
 
 
+def test_decoupled_decay_follows_the_learning_rate_schedule():
+    """Under Adam with a step schedule (lr 0.1 for an epoch of 2 steps, then 0.01), each step
+    subtracts lr(t) * (Adam's normalised direction + wd * w), written out from Adam's formula."""
+    config = TrainingConfig(
+        learning_rate=0.1,
+        weight_decay=0.2,
+        weight_decay_style="decoupled",
+        weight_decay_on="all",
+        optimizer={"name": "adam"},
+        schedule={"name": "step", "step_epochs": 1, "factor": 0.1},
+        epochs=2,
+    )
+    tx, _ = build_optimizer(config, steps_per_epoch=2)
+    gradients = [np.array([0.5, -1.0]), np.array([0.25, 2.0]), np.array([-1.0, 0.5])]
+    params = {"w": jnp.array([1.0, -2.0])}
+    state = tx.init(params)
+    w, m, v = np.array([1.0, -2.0]), np.zeros(2), np.zeros(2)
+    for t, g in enumerate(gradients, start=1):
+        updates, state = tx.update({"w": jnp.asarray(g)}, state, params)
+        params = optax.apply_updates(params, updates)
+        m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g**2
+        direction = (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+        lr = 0.1 if t <= 2 else 0.01
+        w = w - lr * (direction + 0.2 * w)
+        np.testing.assert_allclose(np.asarray(params["w"]), w, rtol=1e-5)
+
+
 # ---- a whole run --------------------------------------------------------------------------
 
 
@@ -236,7 +269,10 @@ def test_run_directory_holds_everything(finished_run):
     assert json.loads((finished_run / "classes.json").read_text()) == [str(i) for i in range(10)]
     assert (finished_run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert list((finished_run / "tensorboard").glob("events.out.tfevents.*"))
-    assert list((finished_run / "checkpoints" / "best").iterdir())
+    # one orbax manager keeps the two newest checkpoints and the best epoch's end
+    steps = len(read_dataset("digits", seed=0, val_fraction=0.1).train) // 64
+    best = max(lines, key=lambda r: r["val_acc"])["epoch"]  # the first of equals
+    assert step_folders(finished_run) == sorted({3 * steps, 4 * steps, best * steps})
 
 
 def test_eval_reproduces_the_best_validation_metrics(finished_run):
@@ -352,9 +388,8 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_one(finished_run, tiny_
 
     run = tmp_path / "damaged"
     shutil.copytree(finished_run, run)
-    latest = run / "checkpoints" / "latest"
-    newest = max(latest.iterdir(), key=lambda p: int(p.name))
-    for path in (newest / "state").rglob("*"):
+    newest = run / "checkpoints" / str(max(step_folders(run)))
+    for path in (newest / "train").rglob("*"):
         if path.is_file() and path.stat().st_size > 0:
             path.write_bytes(b"\0" * 7)
     result = netspec(
@@ -366,6 +401,80 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_one(finished_run, tiny_
     assert [r["epoch"] for r in records(run)] == [1, 2, 3, 4, 5]
 
 
+def legacy_layout(run: Path) -> None:
+    """Rewrite `run`'s checkpoints as netspec wrote them before one orbax manager kept them,
+    with orbax directly: `checkpoints/latest/<step>` (item `state`: the whole training state,
+    and `record`) for the two newest, `checkpoints/best/<epoch>` (item `state`: (params,
+    rest)) for the best epoch."""
+    import shutil
+
+    import orbax.checkpoint as ocp
+
+    root = (run / "checkpoints").absolute()
+    steps = step_folders(run)
+    reader = ocp.CheckpointManager(root, options=ocp.CheckpointManagerOptions(read_only=True))
+    items = ocp.args.Composite(
+        model=ocp.args.StandardRestore(),
+        train=ocp.args.StandardRestore(),
+        record=ocp.args.JsonRestore(),
+    )
+    saved = {step: reader.restore(step, args=items) for step in steps}
+    reader.close()
+    for step in steps:
+        shutil.rmtree(root / str(step))
+    options = ocp.CheckpointManagerOptions(create=True, enable_async_checkpointing=False)
+    latest = ocp.CheckpointManager(root / "latest", options=options)
+    for step in steps[-2:]:
+        state = {**saved[step]["model"], **saved[step]["train"]}
+        latest.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), record=ocp.args.JsonSave(saved[step]["record"])
+            ),
+        )
+    latest.close()
+    best = max(records(run), key=lambda r: r["val_acc"])
+    per_epoch = steps[-1] // records(run)[-1]["epoch"]  # a finished run: its last epoch's end
+    model = saved[best["epoch"] * per_epoch]["model"]
+    best_manager = ocp.CheckpointManager(root / "best", options=options)
+    best_manager.save(
+        best["epoch"],
+        args=ocp.args.Composite(
+            state=ocp.args.StandardSave((model["params"], model["rest"])),
+            record=ocp.args.JsonSave({"epoch": best["epoch"], "val_acc": best["val_acc"]}),
+        ),
+    )
+    best_manager.close()
+
+
+def test_a_run_in_the_earlier_checkpoint_layout_is_read_and_resumed(
+    finished_run, tiny_spec, tmp_path
+):
+    """checkpoints/latest/ and checkpoints/best/ (netspec before one orbax manager): eval
+    reads best/, --resume continues from latest/ and goes on writing that layout."""
+    import shutil
+
+    run = tmp_path / "legacy"
+    shutil.copytree(finished_run, run)
+    legacy_layout(run)
+    evaluated = netspec("eval", str(run), "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    best = max(records(finished_run), key=lambda r: r["val_acc"])
+    assert json.loads(evaluated.stdout)["top1"] == pytest.approx(best["val_acc"], abs=1e-9)
+    resumed = netspec(
+        "train", str(tiny_spec), "--out", str(run), "--resume", "--epochs", "5", "--no-progress"
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming at epoch 5, step 0" in resumed.stderr
+    assert [r["epoch"] for r in records(run)] == [1, 2, 3, 4, 5]
+    assert not step_folders(run)  # nothing in the new layout beside the old
+    newest = max(int(p.name) for p in (run / "checkpoints" / "latest").iterdir())
+    assert newest == 5 * (step_folders(finished_run)[-1] // 4)
+    evaluated = netspec("eval", str(run), "--json")
+    best = max(records(run), key=lambda r: r["val_acc"])
+    assert json.loads(evaluated.stdout)["top1"] == pytest.approx(best["val_acc"], abs=1e-9)
+
+
 def test_a_non_finite_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
     finished_run, tiny_spec, tmp_path
 ):
@@ -373,7 +482,7 @@ def test_a_non_finite_loss_stops_with_the_step_and_keeps_the_last_good_checkpoin
 
     run = tmp_path / "nan"
     shutil.copytree(finished_run, run)
-    before = sorted(p.name for p in (run / "checkpoints" / "latest").iterdir())
+    before = step_folders(run)
     result = netspec(
         "train",
         str(tiny_spec),
@@ -388,7 +497,7 @@ def test_a_non_finite_loss_stops_with_the_step_and_keeps_the_last_good_checkpoin
     )
     assert result.returncode == 3, result.stderr
     assert "became NaN or infinite at step" in result.stderr
-    assert sorted(p.name for p in (run / "checkpoints" / "latest").iterdir()) == before
+    assert step_folders(run) == before
     resumed = netspec(
         "train", str(tiny_spec), "--out", str(run), "--resume", "--epochs", "5", "--no-progress"
     )
@@ -440,7 +549,7 @@ def test_a_truncated_image_is_named_or_skipped(tmp_path):
         "--no-progress",
     )
     assert skipped.returncode == 0, skipped.stderr
-    assert "skipped 1 unreadable images" in skipped.stderr
+    assert "skipped 1 unreadable image (--skip-bad-images):" in skipped.stderr
     assert "setting num_classes=3" in skipped.stderr
 
 

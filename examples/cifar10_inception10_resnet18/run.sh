@@ -52,8 +52,8 @@ run="$(run_of "$spec")"
 options=(--data "$data" --out "$run" --epochs "$epochs_inception" --batch-size "$batch" "${augment[@]}")
 echo "== train $spec, stopped after $stop steps (epoch 2, step $((stop - steps)) of $steps)"
 netspec train "$spec" "${options[@]}" --overwrite --max-steps "$stop" ${PROGRESS[@]+"${PROGRESS[@]}"}
-echo "stopped after $stop steps; checkpoints/latest: $(ls "$run/checkpoints/latest" | xargs)," \
-    "checkpoints/best: $(ls "$run/checkpoints/best" | xargs)"
+echo "stopped after $stop steps; checkpoints (the newest two and the best):" \
+    "$(ls "$run/checkpoints" | sort -n | xargs)"
 echo "== resume $spec (the same command, with --resume)"
 netspec train "$spec" "${options[@]}" --resume ${PROGRESS[@]+"${PROGRESS[@]}"}
 echo "== eval $spec"

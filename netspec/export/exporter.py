@@ -169,26 +169,13 @@ def _load_model(found: _Source) -> tuple[Any, list[str] | None, dict[str, Any] |
         return found.compiled.build(seed=0), None, None
     from flax import nnx
 
-    from ..train.use import load_trained
+    from ..train.use import graphdef_of, load_trained
     from .metadata import run_summary
 
     trained = load_trained(found.run_dir)
-    model = nnx.merge(_graphdef(trained.compiled), trained.params, trained.rest)
+    model = nnx.merge(graphdef_of(trained.compiled), trained.params, trained.rest)
     summary = run_summary(found.run_dir, trained.per_pixel, trained.config.get("data"))
     return model, list(trained.classes), summary
-
-
-def _graphdef(compiled: Any) -> Any:
-    """The module's graph definition, from an abstract build (nothing initialised)."""
-    from flax import nnx
-
-    from ..compiled import resolve_dtype
-
-    cls = compiled.network_class()
-    dtype, param_dtype = resolve_dtype(compiled.dtype), resolve_dtype(compiled.param_dtype)
-    return nnx.graphdef(
-        nnx.eval_shape(lambda: cls(dtype=dtype, param_dtype=param_dtype, rngs=nnx.Rngs(0)))
-    )
 
 
 # --- where it goes ----------------------------------------------------------------------------

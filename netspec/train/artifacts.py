@@ -38,7 +38,7 @@ REQUIRED_KEYS = (
     "seconds",
     "images_per_sec",
 )
-"""Keys of every `metrics.jsonl` record; `TOP5_KEY` is added when there are >= 5 classes, and
+"""Keys of every `metrics.jsonl` record; `TOP5_KEY` is added with more than 5 classes, and
 `train_miou`, `val_miou` for per-pixel models (whose `*_acc` are pixel accuracies)."""
 
 TOP5_KEY = "val_top5"
@@ -249,7 +249,8 @@ def plot_curves(
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int) -> np.ndarray:
-    """Counts as int64 ``(classes, classes)``: rows are true labels, columns predictions."""
+    """Counts as int64 ``(classes, classes)``: rows are true labels, columns predictions
+    (scikit-learn's, over every class whether it occurs or not)."""
     labels = np.asarray(labels).ravel()
     predictions = np.asarray(predictions).ravel()
     if labels.shape != predictions.shape:
@@ -257,8 +258,11 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int) 
     for name, values in (("labels", labels), ("predictions", predictions)):
         if values.size and (values.min() < 0 or values.max() >= classes):
             raise ValueError(f"{name} must lie in [0, {classes})")
-    flat = labels.astype(np.int64) * classes + predictions.astype(np.int64)
-    return np.bincount(flat, minlength=classes * classes).reshape(classes, classes)
+    if not labels.size:  # scikit-learn refuses empty input
+        return np.zeros((classes, classes), dtype=np.int64)
+    from sklearn.metrics import confusion_matrix as count
+
+    return count(labels, predictions, labels=np.arange(classes)).astype(np.int64, copy=False)
 
 
 def _row_normalised(matrix: np.ndarray) -> np.ndarray:

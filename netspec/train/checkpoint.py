@@ -1,17 +1,26 @@
-"""Checkpoints of a training run with orbax: the latest (for --resume) and the best by val_acc.
+"""Checkpoints of a training run with orbax: the latest (for --resume) and the best by score.
 
-A checkpoint holds the whole training state (parameters, batch-norm statistics, the dropout
-RNG, optimizer state, step counters, partial epoch sums) and a JSON record of where training
-stood. Orbax writes each step to a temporary folder and renames it when complete, so a crash
-never leaves a half-written checkpoint that looks finished; one damaged afterwards is
-detected on restore and the previous good one is used, with a message saying so.
+`run_dir/checkpoints/<step>` is one orbax `CheckpointManager` whose preservation policy keeps
+the two newest checkpoints (LatestN) and the best-scoring one (BestN, ranked by `best_fn`:
+the validation metric each epoch's end is saved with, the earlier epoch on a tie). A
+checkpoint holds the whole training state in two items, `model` (parameters, batch-norm
+statistics, the dropout RNG) and `train` (optimizer state, step counters, partial epoch sums),
+so eval and predict read `model` alone, plus a JSON record of where training stood. Orbax
+writes each step to a temporary folder and renames it when complete, so a crash never leaves
+a half-written checkpoint that looks finished; one damaged afterwards is detected on restore
+and the previous good one is used, with a message saying so.
+
+Runs written before this layout hold `checkpoints/latest/<step>` (the two newest states) and
+`checkpoints/best/<epoch>` (parameters and statistics); such a run is read, and resumed,
+in that layout (`LegacyCheckpoints`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +28,11 @@ import jax
 import numpy as np
 
 log = logging.getLogger("netspec.train")
+
+MODEL_ITEM, TRAIN_ITEM, RECORD_ITEM = "model", "train", "record"
+MODEL_FIELDS = ("params", "rest")
+"""The `TrainState` fields the `model` item holds; the others go in `train`."""
+KEEP_LATEST = 2
 
 
 def to_storable(tree: Any) -> Any:
@@ -46,67 +60,205 @@ def from_storable(stored: Any, like: Any) -> Any:
     return jax.tree.map(restore, stored, like)
 
 
+def abstract(tree: Any) -> Any:
+    """What orbax restores `tree` as: shapes, dtypes and shardings (raw key data for keys)."""
+    return jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)),
+        to_storable(tree),
+    )
+
+
+def rank(metrics: Mapping[str, float]) -> tuple[float, int]:
+    """orbax's `best_fn`: a higher score is better, then an earlier epoch."""
+    return float(metrics["score"]), -int(metrics["epoch"])
+
+
+class _NoMissingMetricsWarning(logging.Filter):
+    """Mid-epoch checkpoints have no validation score yet; orbax warns about each one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "did not provide metrics" not in record.getMessage()
+
+
+_QUIET = _NoMissingMetricsWarning()
+
+
+def _options(**options: Any) -> Any:
+    import orbax.checkpoint as ocp
+
+    return ocp.CheckpointManagerOptions(
+        create=True, enable_async_checkpointing=False, cleanup_tmp_directories=True, **options
+    )
+
+
+def _save(manager: Any, step: int, args: Any, metrics: dict[str, Any] | None = None) -> None:
+    """Save `step`, replacing one saved at the same step (a stop at an epoch's last step,
+    then the epoch's end after --resume)."""
+    if step in manager.all_steps():
+        shutil.rmtree(Path(manager.directory) / str(step), ignore_errors=True)
+        manager.reload()
+    manager.save(step, args=args, metrics=metrics, force=True)
+    manager.wait_until_finished()
+
+
 class Checkpoints:
-    """`run_dir/checkpoints/latest/<step>` (two kept) and `run_dir/checkpoints/best/<step>`."""
+    """`run_dir/checkpoints/<step>`: the two newest and the best-scoring checkpoint. A run in
+    the earlier layout (`checkpoints/latest`, `checkpoints/best`) opens as a
+    `LegacyCheckpoints`."""
+
+    def __new__(cls, run_dir: Path) -> Checkpoints:
+        root = Path(run_dir) / "checkpoints"
+        if cls is Checkpoints and ((root / "latest").is_dir() or (root / "best").is_dir()):
+            return super().__new__(LegacyCheckpoints)
+        return super().__new__(cls)
 
     def __init__(self, run_dir: Path) -> None:
         import orbax.checkpoint as ocp
+        from orbax.checkpoint import checkpoint_managers as policies
 
         self.ocp = ocp
-        root = (run_dir / "checkpoints").absolute()
-        options = dict(create=True, enable_async_checkpointing=False, cleanup_tmp_directories=True)
-        self.latest = ocp.CheckpointManager(
-            root / "latest", options=ocp.CheckpointManagerOptions(max_to_keep=2, **options)
+        logging.getLogger("absl").addFilter(_QUIET)  # once: addFilter skips a repeat
+        keep = policies.AnyPreservationPolicy(
+            [
+                policies.LatestN(n=KEEP_LATEST),
+                policies.BestN(get_metric_fn=rank, n=1, keep_checkpoints_without_metrics=False),
+            ]
         )
-        self.best = ocp.CheckpointManager(
-            root / "best", options=ocp.CheckpointManagerOptions(max_to_keep=1, **options)
+        self.manager = ocp.CheckpointManager(
+            (Path(run_dir) / "checkpoints").absolute(),
+            options=_options(preservation_policy=keep, best_fn=rank, best_mode="max"),
         )
 
-    def save(self, step: int, state: Any, record: dict[str, Any], best: bool = False) -> None:
-        """Save the state (and the record of where training is) as `step`."""
+    def save(
+        self, step: int, state: Any, record: dict[str, Any], score: float | None = None
+    ) -> None:
+        """Save the `TrainState` (and the record of where training is) as `step`; `score`,
+        the validation metric at an epoch's end, ranks it for `restore(best=True)` (a
+        non-finite score does not)."""
+        fields = state._asdict()
+        model = {name: fields.pop(name) for name in MODEL_FIELDS}
         args = self.ocp.args.Composite(
-            state=self.ocp.args.StandardSave(to_storable(state)),
-            record=self.ocp.args.JsonSave(record),
+            **{
+                MODEL_ITEM: self.ocp.args.StandardSave(to_storable(model)),
+                TRAIN_ITEM: self.ocp.args.StandardSave(to_storable(fields)),
+                RECORD_ITEM: self.ocp.args.JsonSave(record),
+            }
         )
-        manager = self.best if best else self.latest
-        if step in manager.all_steps():
-            shutil.rmtree(Path(manager.directory) / str(step), ignore_errors=True)
-            manager.reload()
-        manager.save(step, args=args, force=True)
-        manager.wait_until_finished()
+        metrics = None
+        if score is not None and math.isfinite(score):
+            metrics = {"score": float(score), "epoch": int(record["epoch"])}
+        _save(self.manager, step, args, metrics)
 
     def restore(
         self, like: Any, best: bool = False, report: Callable[[str], None] = log.warning
     ) -> tuple[Any, dict[str, Any]] | None:
-        """The newest checkpoint that restores cleanly, as (state, record); None if there is
-        none. A damaged newer one is reported through `report` and skipped."""
+        """The newest checkpoint that restores cleanly, as (state, record), `like` a
+        `TrainState`; with `best`, the best-scoring one's (params, rest) (else the newest's),
+        `like` a (params, rest) pair. None if there is none; a damaged one is reported through
+        `report` and the previous one used."""
+        steps = sorted(self.manager.all_steps(), reverse=True)
+        if best:
+            first = self.manager.best_step()
+            steps = ([first] if first is not None else []) + [s for s in steps if s != first]
+            wanted = dict(zip(MODEL_FIELDS, like, strict=True))
+        else:
+            wanted = like._asdict()
+        model = {name: wanted.pop(name) for name in MODEL_FIELDS}
+        items = {MODEL_ITEM: model, **({} if best else {TRAIN_ITEM: wanted})}
+        args = self.ocp.args.Composite(
+            **{name: self.ocp.args.StandardRestore(abstract(tree)) for name, tree in items.items()},
+            **{RECORD_ITEM: self.ocp.args.JsonRestore()},
+        )
+        for step in steps:
+            try:
+                restored = self.manager.restore(step, args=args)
+                parts = {name: restored[name] for name in items}
+                check_finite(parts)  # raw key data: plain arrays only
+            except Exception as error:  # any damage: unreadable files, bad shapes, NaN
+                report(damaged(Path(self.manager.directory) / str(step), error))
+                continue
+            values = {
+                **from_storable(parts[MODEL_ITEM], model),
+                **(from_storable(parts[TRAIN_ITEM], wanted) if not best else {}),
+            }
+            state = tuple(values[name] for name in MODEL_FIELDS) if best else type(like)(**values)
+            return state, dict(restored[RECORD_ITEM])
+        return None
+
+    def close(self) -> None:
+        self.manager.close()
+
+
+class LegacyCheckpoints(Checkpoints):
+    """A run from before the one-manager layout: `checkpoints/latest/<step>` (the two newest
+    whole states, item `state`) and `checkpoints/best/<epoch>` (item `state`: (params, rest)),
+    read and written as then."""
+
+    def __init__(self, run_dir: Path) -> None:
+        import orbax.checkpoint as ocp
+        from orbax.checkpoint import checkpoint_managers as policies
+
+        self.ocp = ocp
+        root = (Path(run_dir) / "checkpoints").absolute()
+        self.latest = ocp.CheckpointManager(
+            root / "latest", options=_options(preservation_policy=policies.LatestN(KEEP_LATEST))
+        )
+        self.best = ocp.CheckpointManager(
+            root / "best", options=_options(preservation_policy=policies.LatestN(1))
+        )
+        self.best_score = -math.inf
+        """The best checkpoint's score (the resumed record's `best`)."""
+
+    def save(
+        self, step: int, state: Any, record: dict[str, Any], score: float | None = None
+    ) -> None:
+        """As `Checkpoints.save`; an epoch scoring above the best so far also goes to best/."""
+        if score is not None and score > self.best_score:
+            self.best_score = score
+            epoch = int(record["epoch"])
+            scored = {"epoch": epoch, "score": score}
+            self._save(self.best, epoch, (state.params, state.rest), scored)
+        self._save(self.latest, step, state, record)
+
+    def _save(self, manager: Any, step: int, state: Any, record: dict[str, Any]) -> None:
+        args = self.ocp.args.Composite(
+            state=self.ocp.args.StandardSave(to_storable(state)),
+            record=self.ocp.args.JsonSave(record),
+        )
+        _save(manager, step, args)
+
+    def restore(
+        self, like: Any, best: bool = False, report: Callable[[str], None] = log.warning
+    ) -> tuple[Any, dict[str, Any]] | None:
+        """As `Checkpoints.restore`; the best is best/'s, or None when it has none."""
         manager = self.best if best else self.latest
-        abstract = jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)),
-            to_storable(like),
+        args = self.ocp.args.Composite(
+            state=self.ocp.args.StandardRestore(abstract(like)),
+            record=self.ocp.args.JsonRestore(),
         )
         for step in sorted(manager.all_steps(), reverse=True):
             try:
-                restored = manager.restore(
-                    step,
-                    args=self.ocp.args.Composite(
-                        state=self.ocp.args.StandardRestore(abstract),
-                        record=self.ocp.args.JsonRestore(),
-                    ),
-                )
-                check_finite(restored["state"])  # raw key data: plain arrays only
-                return from_storable(restored["state"], like), dict(restored["record"])
-            except Exception as error:  # any damage: unreadable files, bad shapes, NaN
-                report(
-                    f"checkpoint {Path(manager.directory) / str(step)} is damaged "
-                    f"({type(error).__name__}: {str(error).splitlines()[0][:160]}); "
-                    "using the previous one"
-                )
+                restored = manager.restore(step, args=args)
+                check_finite(restored["state"])
+            except Exception as error:
+                report(damaged(Path(manager.directory) / str(step), error))
+                continue
+            record = dict(restored["record"])
+            if not best:
+                self.best_score = float(record.get("best", -math.inf))
+            return from_storable(restored["state"], like), record
         return None
 
     def close(self) -> None:
         self.latest.close()
         self.best.close()
+
+
+def damaged(where: Path, error: Exception) -> str:
+    return (
+        f"checkpoint {where} is damaged ({type(error).__name__}: "
+        f"{str(error).splitlines()[0][:160]}); using the previous one"
+    )
 
 
 def check_finite(state: Any) -> None:

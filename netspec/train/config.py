@@ -10,14 +10,26 @@ import inspect
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from ..compiled import DTYPES
 from ..errors import SpecError, did_you_mean
 from ..layers.base import Integer, Number
 from ..load import YamlMap
 from ..specfile import parse_overrides
-from ..validation import describe_validation_error
+from ..validation import describe_validation_error, describe_validation_errors
+
+WITHOUT_OPTAX = "without_optax"
+"""Validation context flag: leave the optimizer's options unchecked (checking them imports
+optax, hence JAX; `netspec compile` reads the section without it)."""
 
 TRAINING_PREFIX = "training."
 """`--set training.FIELD=VALUE` sets a training option; other names are spec variables."""
@@ -52,7 +64,9 @@ class OptimizerConfig(Strict):
         return data
 
     @model_validator(mode="after")
-    def _known_options(self) -> OptimizerConfig:
+    def _known_options(self, info: ValidationInfo) -> OptimizerConfig:
+        if not self.options or (info.context or {}).get(WITHOUT_OPTAX):
+            return self
         allowed = optimizer_arguments(self.name)
         for key in self.options:
             if key not in allowed:
@@ -236,6 +250,16 @@ def load_training_config(
     except ValidationError as error:  # the files passed: the problem is a --set override
         plain = apply_overrides({}, overrides or {})
         raise describe_validation_error(error, plain, "--set training", TrainingConfig) from None
+
+
+def check_section(section: Any) -> list[SpecError]:
+    """Every problem in a spec's `training:` section as written, located (no JAX import:
+    the optimizer's options are checked against optax when training starts)."""
+    try:
+        TrainingConfig.model_validate(to_plain(section), context={WITHOUT_OPTAX: True})
+    except ValidationError as error:
+        return describe_validation_errors(error, section, "training", TrainingConfig)
+    return []
 
 
 def check(section: Any, what: str) -> None:

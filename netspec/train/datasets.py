@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import pickle
 import re
@@ -59,6 +60,13 @@ MNIST_FILES = {
 DIGIT_NAMES = [str(d) for d in range(10)]
 CIFAR_NAMES = ("airplane", "automobile", "bird", "cat", "deer")
 CIFAR_NAMES += ("dog", "frog", "horse", "ship", "truck")
+SPLIT = "scikit-learn"
+"""How a source without its own validation part is split (`stratified_split`); a run records
+it in its config.json."""
+LEGACY_SPLIT = "numpy"
+"""The split of runs made before config.json recorded one (a NumPy permutation per class),
+kept so that evaluating or resuming such a run sees the validation images it trained
+without."""
 
 
 @dataclass
@@ -100,6 +108,8 @@ class Dataset:
     """Human description, e.g. "image folder /data/flowers (3,670 images)"."""
     skipped: list[str] = field(default_factory=list)
     """Unreadable files left out (with `skip_bad_images`), each "path: reason"."""
+    split: str = SPLIT
+    """How it was split into train and val, where the source does not split it itself."""
 
 
 @dataclass
@@ -114,6 +124,8 @@ class RawDataset:
     """Human description; an image folder's gets its image count from `ready`."""
     folder: Path | None = None
     """The image folder read (its files are decoded and checked by `ready`), else None."""
+    split: str = SPLIT
+    """How it was split into train and val, where the source does not split it itself."""
 
     def ready(self, image_shape: Sequence[int], *, skip_bad_images: bool = False) -> Dataset:
         """The data for a model taking `image_shape`: in-memory images resized to it; every
@@ -123,13 +135,14 @@ class RawDataset:
         shape = _check_image_shape(image_shape)
         if self.folder is None:
             train, val = self.train.resized(shape), self.val.resized(shape)
-            return Dataset(train, val, self.class_names, self.source)
+            return Dataset(train, val, self.class_names, self.source, split=self.split)
         skipped: list[str] = []
         train, val = (_drop_unreadable(s, skip_bad_images, skipped) for s in (self.train, self.val))
         if len(train) == 0:
             raise SpecError("no readable images for training", path=str(self.folder))
         total = len(train) + len(val)
-        return Dataset(train, val, self.class_names, f"{self.source} ({_count(total)})", skipped)
+        described = f"{self.source} ({_count(total)})"
+        return Dataset(train, val, self.class_names, described, skipped, self.split)
 
 
 # --------------------------------------------------------------------------- entry points
@@ -142,33 +155,43 @@ def load_dataset(
     seed: int = 0,
     val_fraction: float = 0.1,
     skip_bad_images: bool = False,
+    split: str = SPLIT,
 ) -> Dataset:
     """Read `source` (see the module docstring for formats) for a model taking `image_shape`:
     `read_dataset`, then `RawDataset.ready`."""
     shape = _check_image_shape(image_shape)
-    raw = read_dataset(source, seed=seed, val_fraction=val_fraction)
+    raw = read_dataset(source, seed=seed, val_fraction=val_fraction, split=split)
     return raw.ready(shape, skip_bad_images=skip_bad_images)
 
 
 def read_dataset(
-    source: str | Path | None, *, seed: int = 0, val_fraction: float = 0.1
+    source: str | Path | None, *, seed: int = 0, val_fraction: float = 0.1, split: str = SPLIT
 ) -> RawDataset:
     """Read `source` (see the module docstring for formats) and find its classes, without
     decoding image files or resizing anything (that needs the model: `RawDataset.ready`).
 
     Sources without their own validation split are split per class, `val_fraction` of each
-    class going to `val`, chosen by `seed`.
+    class going to `val`, chosen by `seed` (`stratified_split`; `split` is `SPLIT`, or
+    `LEGACY_SPLIT` for a run made before runs recorded theirs).
     """
     if not 0.0 <= val_fraction < 1.0:
         raise SpecError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if split not in (SPLIT, LEGACY_SPLIT):
+        raise ValueError(f"split must be {SPLIT!r} or {LEGACY_SPLIT!r}, got {split!r}")
+    raw = _read(source, seed, val_fraction, split)
+    raw.split = split
+    return raw
+
+
+def _read(source: str | Path | None, seed: int, val_fraction: float, split: str) -> RawDataset:
     if source is None or str(source) == "digits":
-        return _load_digits(seed, val_fraction)
+        return _load_digits(seed, val_fraction, split)
     path = Path(source).expanduser()
     if not path.exists():
         raise SpecError(f"no such file or folder; {EXPECTED_FORMATS}", path=str(path))
     if path.is_file():
         if path.suffix.lower() == ".npz":
-            return _load_npz(path, seed, val_fraction)
+            return _load_npz(path, seed, val_fraction, split)
         raise SpecError(f"unknown data format; {EXPECTED_FORMATS}", path=str(path))
     cifar = _find_cifar(path)
     if cifar is not None:
@@ -176,7 +199,7 @@ def read_dataset(
     mnist = _find_mnist(path)
     if mnist is not None:
         return _load_mnist(mnist)
-    return _load_image_folder(path, seed, val_fraction)
+    return _load_image_folder(path, seed, val_fraction, split)
 
 
 def _check_image_shape(image_shape: Sequence[int]) -> ImageShape:
@@ -290,10 +313,49 @@ def _as_uint8(pixels: np.ndarray, where: str) -> np.ndarray:
 
 
 def stratified_split(
+    labels: np.ndarray, val_fraction: float, seed: int, split: str = SPLIT
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val), each sorted: scikit-learn's `train_test_split(stratify=labels)`,
+    seeded with `seed`. Val holds round(n * val_fraction) images of a class of n, at least one
+    and never all (the total shared out over the classes in proportion to their sizes, so
+    exactly that where classes are equal), at least one of every class of two or more, and
+    none of a class of a single image. (`split` `LEGACY_SPLIT`: `legacy_split`.)"""
+    labels = np.asarray(labels)
+    if split == LEGACY_SPLIT:
+        return legacy_split(labels, val_fraction, seed)
+    everything, empty = np.arange(len(labels)), np.zeros(0, dtype=np.int64)
+    if val_fraction <= 0 or not len(labels):
+        return everything, empty
+    classes, counts = np.unique(labels, return_counts=True)
+    split = classes[counts > 1]  # scikit-learn cannot stratify a class of one image
+    wanted = np.clip(np.rint(counts * val_fraction), 1, counts - 1)[counts > 1]
+    if not len(split):
+        return everything, empty
+    from sklearn.model_selection import train_test_split
+
+    pool = everything[np.isin(labels, split)]
+    train, val = train_test_split(
+        pool, test_size=int(wanted.sum()), stratify=labels[pool], random_state=seed % 2**32
+    )
+    # scikit-learn shares the held-out total out in proportion to class sizes, so a class much
+    # smaller than the rest can come out with no val image, or none left to train on.
+    for label in split:
+        if not np.any(labels[val] == label):
+            first = np.flatnonzero(labels[train] == label)[0]
+            train, val = np.delete(train, first), np.append(val, train[first])
+        elif not np.any(labels[train] == label):
+            first = np.flatnonzero(labels[val] == label)[0]
+            train, val = np.append(train, val[first]), np.delete(val, first)
+    singles = everything[~np.isin(labels, split)]
+    return np.sort(np.concatenate([train, singles])), np.sort(val)
+
+
+def legacy_split(
     labels: np.ndarray, val_fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (train, val), each sorted: `val_fraction` of every class (rounded, at least one
-    for classes of two or more) goes to val, picked by a generator seeded with `seed`."""
+    """`LEGACY_SPLIT`, the split of runs made before runs recorded theirs: per class in label
+    order, round(n * val_fraction) of its n images (at least one for classes of two or more,
+    never all) picked by one NumPy generator seeded with `seed`."""
     rng = np.random.default_rng(seed)
     train, val = [], []
     for label in np.unique(labels):
@@ -308,10 +370,23 @@ def stratified_split(
     return np.sort(np.concatenate(train or [empty])), np.sort(np.concatenate(val or [empty]))
 
 
+def run_split(run_dir: Path | None, resume: bool) -> str:
+    """How to split the data of a run: a resumed run's own way (its config.json's `split`;
+    `LEGACY_SPLIT` for a run that does not record one), else `SPLIT`."""
+    config = Path(run_dir) / "config.json" if run_dir is not None else None
+    if not resume or config is None or not config.is_file():
+        return SPLIT
+    try:
+        recorded = json.loads(config.read_text(encoding="utf-8")).get("split", LEGACY_SPLIT)
+    except (OSError, ValueError, AttributeError):
+        return SPLIT  # unreadable: resuming reports it
+    return recorded if recorded in (SPLIT, LEGACY_SPLIT) else SPLIT
+
+
 def _split_arrays(
-    images: np.ndarray, labels: np.ndarray, val_fraction: float, seed: int
+    images: np.ndarray, labels: np.ndarray, val_fraction: float, seed: int, split: str
 ) -> tuple[ImageSet, ImageSet]:
-    train, val = stratified_split(labels, val_fraction, seed)
+    train, val = stratified_split(labels, val_fraction, seed, split)
     return ImageSet(images[train], None, labels[train]), ImageSet(images[val], None, labels[val])
 
 
@@ -322,13 +397,13 @@ def _count(n: int) -> str:
 # --------------------------------------------------------------------------- digits
 
 
-def _load_digits(seed: int, val_fraction: float) -> RawDataset:
+def _load_digits(seed: int, val_fraction: float, split: str = SPLIT) -> RawDataset:
     """scikit-learn's 8x8 digits, values 0..16 scaled to 0..255."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
     pixels = np.rint(digits.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
-    train, val = _split_arrays(pixels, digits.target.astype(np.int32), val_fraction, seed)
+    train, val = _split_arrays(pixels, digits.target.astype(np.int32), val_fraction, seed, split)
     return RawDataset(
         train,
         val,
@@ -340,7 +415,7 @@ def _load_digits(seed: int, val_fraction: float) -> RawDataset:
 # --------------------------------------------------------------------------- npz
 
 
-def _load_npz(path: Path, seed: int, val_fraction: float) -> RawDataset:
+def _load_npz(path: Path, seed: int, val_fraction: float, split: str) -> RawDataset:
     """Keras style (x_train, y_train, x_test, y_test) or (images, labels) arrays."""
     where = str(path)
     arrays = _read_npz(path)
@@ -350,7 +425,7 @@ def _load_npz(path: Path, seed: int, val_fraction: float) -> RawDataset:
         val_x, val_y = _npz_pair(arrays, "x_test", "y_test", where)
     elif {"images", "labels"} <= keys:
         images, labels = _npz_pair(arrays, "images", "labels", where)
-        train_idx, val_idx = stratified_split(labels, val_fraction, seed)
+        train_idx, val_idx = stratified_split(labels, val_fraction, seed, split)
         train_x, train_y = images[train_idx], labels[train_idx]
         val_x, val_y = images[val_idx], labels[val_idx]
     else:
@@ -717,7 +792,7 @@ def _as_set(classes: dict[str, list[Path]], names: list[str]) -> ImageSet:
     return ImageSet(None, paths, np.asarray(labels, dtype=np.int32))
 
 
-def _load_image_folder(folder: Path, seed: int, val_fraction: float) -> RawDataset:
+def _load_image_folder(folder: Path, seed: int, val_fraction: float, split: str) -> RawDataset:
     """Class sub-folders, split already (train/ + val/) or split here per class (files are
     checked by `RawDataset.ready`)."""
     splits = _split_folders(folder)
@@ -730,7 +805,7 @@ def _load_image_folder(folder: Path, seed: int, val_fraction: float) -> RawDatas
         classes = _read_classes(splits[0] if splits else folder)
         names = sorted(classes)
         both = _as_set(classes, names)
-        train_idx, val_idx = stratified_split(both.labels, val_fraction, seed)
+        train_idx, val_idx = stratified_split(both.labels, val_fraction, seed, split)
         train, val = _subset(both, train_idx), _subset(both, val_idx)
     return RawDataset(train, val, names, f"image folder {folder}", folder)
 

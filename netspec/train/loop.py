@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import sys
@@ -34,7 +35,8 @@ class TrainOptions:
     """What the command line asked for."""
 
     spec: str
-    out: Path
+    out: Path | None
+    """The run directory; None: a new numbered one, `runs/<spec name>[_N]` (`claim_run_dir`)."""
     data: str | None = None
     overrides: list[str] = field(default_factory=list)
     training_file: str | None = None
@@ -50,6 +52,9 @@ class TrainOptions:
     """Weights to start from (`weights.read_source`): a file or another run."""
     init_by: str = "auto"
     """How to pair them: auto, name or order (`weights.plan_weights`)."""
+    run_config: dict[str, Any] | None = None
+    """`--resume RUN` without a spec: the run's config.json, whose variables, training
+    options and data are the defaults (`spec` is then the run's own spec.yaml)."""
 
 
 class Stop(Exception):
@@ -61,7 +66,9 @@ class Stop(Exception):
 
 
 class SignalFlag:
-    """SIGINT/SIGTERM set a flag; the loop checkpoints at the next step and stops."""
+    """SIGINT/SIGTERM set a flag, said at once; the loop checkpoints after the step running
+    and stops. A second one raises KeyboardInterrupt where the loop is (the command line then
+    exits at once, the checkpoints saved before kept)."""
 
     def __init__(self) -> None:
         self.signal: int | None = None
@@ -76,19 +83,47 @@ class SignalFlag:
         if self.signal is not None:  # a second Ctrl-C: stop now
             raise KeyboardInterrupt
         self.signal = number
+        again = "Ctrl-C" if number == signal.SIGINT else signal.Signals(number).name
+        notice(f"stopping after this step ({again} again to stop now; the last checkpoint is kept)")
 
     def __exit__(self, *exc: object) -> None:
         for number, handler in self.previous.items():
             signal.signal(number, handler)
 
 
+def notice(text: str) -> None:
+    """A line on stderr from a signal handler: written straight to the file descriptor (the
+    handler may interrupt a `print`, whose buffer is not reentrant; `say` flushes every
+    line), over a progress bar's line on a terminal (the bar redraws below it)."""
+    import contextlib
+    import os
+
+    clear = "\r\x1b[2K" if os.isatty(2) else ""
+    with contextlib.suppress(OSError):
+        os.write(2, f"{clear}{text}\n".encode(errors="replace"))
+
+
 def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
+
+
+RUNS = Path("runs")
+"""Where a run without --out goes: `runs/<spec name>`, then `runs/<spec name>_2`, `_3`, ..."""
 
 
 def check_run_dir(options: TrainOptions) -> None:
     """Refuse to overwrite an earlier run unless resuming it or told to (checks only)."""
     out = options.out
+    if out is None:
+        if options.resume:
+            name = run_name(read_spec_data(options.spec), options.spec)
+            earlier = numbered_runs(name)
+            raise SpecError(
+                "--resume continues a run: say which one",
+                hint="netspec train --resume RUN (its own spec), or add --out RUN"
+                + (f"; runs of {name}: {', '.join(map(str, earlier))}" if earlier else ""),
+            )
+        return
     if out.exists() and not out.is_dir():
         raise SpecError("exists and is not a folder", path=str(out))
     has_run = (out / "checkpoints").exists() or (out / "metrics.jsonl").exists()
@@ -108,14 +143,61 @@ def check_run_dir(options: TrainOptions) -> None:
         )
 
 
-def claim_run_dir(options: TrainOptions) -> None:
-    """Once the spec, options and data have passed: replace an old run if asked, create it."""
+def claim_run_dir(options: TrainOptions, name: str) -> None:
+    """Once the spec, options and data have passed: replace an old run if asked, create it;
+    without --out, create the first free numbered folder for the spec `name` (`new_run_dir`)
+    and set `options.out` to it."""
     out = options.out
+    if out is None:
+        options.out = new_run_dir(name)
+        return
     if options.overwrite and not options.resume and (out / "config.json").exists():
         import shutil
 
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
+
+
+def run_name(spec_data: Mapping[str, Any], spec: str) -> str:
+    """A spec's name as a folder name: its `name:`, else its file's stem."""
+    import re
+
+    name = spec_data.get("name")
+    if not isinstance(name, str) or not name.strip():
+        name = Path(spec).stem
+    return re.sub(r"[^\w.-]+", "_", name.strip()).strip("._") or "run"
+
+
+def numbered_runs(name: str, root: Path = RUNS) -> list[Path]:
+    """The existing `root/<name>`, `root/<name>_2`, ... in number order."""
+    import re
+
+    pattern = re.compile(rf"{re.escape(name)}(?:_(\d+))?")
+    found = []
+    if root.is_dir():
+        for path in root.iterdir():
+            match = pattern.fullmatch(path.name)
+            if match and path.is_dir():
+                found.append((int(match.group(1) or 1), path))
+    return [path for _, path in sorted(found)]
+
+
+def new_run_dir(name: str, root: Path = RUNS) -> Path:
+    """Create and return the first of `root/<name>`, `root/<name>_2`, `root/<name>_3`, ...
+    that does not exist (created with `mkdir`, so two runs starting together get two)."""
+    number = 1
+    while True:
+        path = root / (name if number == 1 else f"{name}_{number}")
+        try:
+            path.mkdir(parents=True)
+        except FileExistsError:
+            number += 1
+            continue
+        except OSError as error:
+            raise SpecError(
+                f"cannot create the run directory: {error.strerror}", path=str(path)
+            ) from None
+        return path
 
 
 @dataclass(frozen=True)
@@ -155,7 +237,7 @@ class PerImage:
             "train_acc": float(sums["correct"]) / count,
             "val_loss": val["loss"],
             "val_acc": val["acc"],
-            **({"val_top5": val["top5"]} if self.classes >= 5 else {}),
+            **({"val_top5": val["top5"]} if self.classes > 5 else {}),  # else always 100%
         }
 
     def images_seen(self, sums: dict[str, Any]) -> float:
@@ -246,7 +328,7 @@ def prepare_run(options: TrainOptions) -> PreparedRun:
 
     from ..compiled import compile_with
     from .config import load_training_config, split_overrides
-    from .datasets import read_dataset
+    from .datasets import read_dataset, run_split
     from .distributed import Parallel
     from .masks import is_mask_source
 
@@ -254,11 +336,17 @@ def prepare_run(options: TrainOptions) -> PreparedRun:
         check_run_dir(options)
     variables, training_overrides = split_overrides(options.overrides)
     spec_data = read_spec_data(options.spec)
-    config = load_training_config(spec_data, options.training_file, training_overrides)
-    source = options.data or config.data
+    training_data: Any = spec_data
+    saved = options.run_config
+    if saved is not None:  # --resume RUN: the run's own variables, options and data first
+        variables = {**(saved.get("variables") or {}), **variables}
+        training_data = {"training": saved_training(saved)}
+    config = load_training_config(training_data, options.training_file, training_overrides)
+    source = options.data or (saved or {}).get("data") or config.data
     if is_mask_source(source):
         return prepare_per_pixel(options, config, variables, str(source))
-    data = read_dataset(source, seed=config.seed, val_fraction=config.val_fraction)
+    split = run_split(options.out, options.resume)  # a resumed run's own train/val split
+    data = read_dataset(source, seed=config.seed, val_fraction=config.val_fraction, split=split)
     classes = len(data.class_names)
     counted, message = class_count_variables(spec_data, variables, classes)
     try:
@@ -287,9 +375,35 @@ def prepare_run(options: TrainOptions) -> PreparedRun:
     say(
         f"data: {dataset.source}; {len(dataset.train):,} train / {len(dataset.val):,} val "
         f"images, {classes} classes; {parallel.describe()}"
-        + (f"; skipped {len(dataset.skipped)} unreadable images" if dataset.skipped else "")
     )
+    say_skipped(dataset.skipped, "image")
     return PreparedRun(options, compiled, config, variables, dataset, source, parallel)
+
+
+def saved_training(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's saved training options as a `training:` section (the optimizer's options
+    beside its name again, so that `--set training.optimizer.momentum=...` applies)."""
+    training = dict(config.get("training") or {})
+    optimizer = training.get("optimizer")
+    if isinstance(optimizer, Mapping) and isinstance(optimizer.get("options"), Mapping):
+        training["optimizer"] = {"name": optimizer.get("name"), **optimizer["options"]}
+    return training
+
+
+SHOWN_SKIPPED = 20
+"""At most this many skipped files are listed on the terminal (config.json has them all)."""
+
+
+def say_skipped(skipped: list[str], what: str) -> None:
+    """Name each file `--skip-bad-images` left out, with why ("path: reason")."""
+    if not skipped:
+        return
+    count = len(skipped)
+    say(f"skipped {count} unreadable {what}{'s' if count > 1 else ''} (--skip-bad-images):")
+    for line in skipped[:SHOWN_SKIPPED]:
+        say(f"  {line}")
+    if count > SHOWN_SKIPPED:
+        say(f"  ... and {count - SHOWN_SKIPPED} more (all in config.json)")
 
 
 def per_pixel_output(compiled: Compiled) -> bool:
@@ -359,8 +473,8 @@ def prepare_per_pixel(
         f"data: {dataset.source}; {len(dataset.train):,} train / {len(dataset.val):,} val "
         f"images, {classes} classes per pixel ({height}x{width} output, label "
         f"{config.ignore_index} ignored); {parallel.describe()}"
-        + (f"; skipped {len(dataset.skipped)} unreadable pairs" if dataset.skipped else "")
     )
+    say_skipped(dataset.skipped, "image/mask pair")
     task = PerPixel(int(classes), config.ignore_index, (int(height), int(width)))
     return PreparedRun(options, compiled, config, variables, dataset, source, parallel, task)
 
@@ -419,13 +533,32 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
     dataset, parallel, variables = prepared.dataset, prepared.parallel, prepared.variables
     task = prepared.task or PerImage(len(dataset.class_names))
     image_shape = compiled.graph.input_shape
-    out = options.out
+    changes: list[str] = []
+    if options.resume and options.out is not None:  # before anything is written
+        from .rundiff import check_resume
+
+        changes = check_resume(
+            options.out,
+            compiled,
+            variables,
+            config.model_dump(),
+            prepared.source,
+            dataset.class_names,
+            own_spec=options.run_config is not None,
+        )
     if parallel.is_main:
         for warning in compiled.report.warnings:
             say(f"warning: {warning}")
-        claim_run_dir(options)
+        claim_run_dir(options, run_name({"name": compiled.name}, options.spec))
     sync_processes("run directory ready")  # the first process has checked and created it
+    out = options.out
+    if out is None:  # (the command line asks several processes for --out)
+        raise SpecError("several processes train into one run directory: give --out")
     out.mkdir(parents=True, exist_ok=True)
+    if parallel.is_main:
+        say(f"run directory: {out}")
+        if changes:
+            say("changed since the run started: " + "; ".join(changes))
     if parallel.is_main:
         artifacts.save_class_names(out, dataset.class_names)
         if not options.resume:
@@ -435,7 +568,7 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
         artifacts.save_json(
             out / "config.json",
             {
-                "spec": str(options.spec),
+                "spec": (options.run_config or {}).get("spec", str(options.spec)),
                 "variables": variables,
                 "training": config.model_dump(),
                 "data": prepared.source,
@@ -443,7 +576,9 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
                 "classes": dataset.class_names,
                 "dtype": compiled.dtype,
                 "task": "segmentation" if task.per_pixel else "classification",
+                **({"split": dataset.split} if hasattr(dataset, "split") else {}),
                 **({"init_from": init_record(prepared.init)} if prepared.init else {}),
+                **({"skipped": dataset.skipped} if dataset.skipped else {}),
             },
         )
 
@@ -513,6 +648,10 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
     graphdef, state = initial_state(model, tx, task.zero_sums())
     state = parallel.replicate(state)
     steps = task.steps(graphdef, tx, weights, config.label_smoothing)
+    train_step = Announced(steps.train, "training")
+    steps = dataclasses.replace(
+        steps, train=train_step, evaluate=Announced(steps.evaluate, "evaluation")
+    )
     checkpoints = Checkpoints(out)
     metrics = artifacts.MetricsLog(out / "metrics.jsonl")
 
@@ -520,7 +659,14 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
     if options.resume:
         restored = checkpoints.restore(state, report=say)
         if restored is None:
-            raise SpecError("no usable checkpoint to resume from", path=str(out))
+            raise SpecError(
+                "no usable checkpoint to resume from",
+                path=str(out),
+                hint=f"the checkpoints may not fit what changed ({'; '.join(changes)}): resume "
+                f"with the run's own spec and options, netspec train --resume {out}"
+                if changes
+                else None,
+            )
         state, record = restored
         state = parallel.replicate(state)
         epoch, start_step, best = record["epoch"], record["step_in_epoch"], record["best"]
@@ -534,20 +680,31 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
 
     last: dict[str, Any] = {}
     taken = 0
+    progress: Progress | None = None
+    pace = Pace()
     try:
         with SignalFlag() as flag:
             while epoch < config.epochs:
                 started = time.perf_counter()
-                progress = Progress(epoch, config.epochs, steps_per_epoch, options.progress)
+                compiling = train_step.seconds  # the first epoch's rate leaves compiling out
+                progress = Progress(
+                    epoch, config.epochs, steps_per_epoch, options.progress, start_step
+                )
                 step_in_epoch = start_step
                 batches = prefetch_to_device(train_data.epoch(epoch, start_step), parallel.batch)
                 for images, labels, mask in batches:
                     state = steps.train(state, images, labels, mask)
+                    pace.wait(state)
                     step_in_epoch += 1
                     taken += 1
                     if progress.due() or step_in_epoch == steps_per_epoch:
                         check_finite_loss(state)
-                        progress.update(step_in_epoch, state.sums, parallel.global_batch)
+                        progress.update(
+                            step_in_epoch,
+                            state.sums,
+                            parallel.global_batch,
+                            train_step.seconds - compiling,
+                        )
                     if flag.signal is not None or (
                         options.max_steps and taken >= options.max_steps
                     ):
@@ -556,14 +713,14 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
                         if flag.signal is not None:
                             raise Stop(
                                 f"stopped by {signal.Signals(flag.signal).name} at epoch "
-                                f"{epoch + 1}, step {step_in_epoch}; checkpoint saved: resume "
-                                f"with --resume",
+                                f"{epoch + 1}, step {step_in_epoch} of {steps_per_epoch}; "
+                                f"checkpoint saved. Resume with: netspec train --resume {out}",
                                 EXIT_INTERRUPTED,
                             )
                         return last
                 progress.close()
                 check_finite_loss(state)
-                train_seconds = time.perf_counter() - started
+                train_seconds = time.perf_counter() - started - (train_step.seconds - compiling)
                 sums = jax.device_get(state.sums)
                 val = task.evaluate(steps, state.params, state.rest, val_data, parallel)
                 record = {
@@ -578,34 +735,111 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
                     board.write_epoch(record)
                     artifacts.plot_curves(metrics.read(), out / "curves.png")
                 say(task.summary_line(record, config.epochs))
-                if record[task.best_key] > best:
-                    best = record[task.best_key]
-                    checkpoints.save(
-                        epoch + 1,
-                        (state.params, state.rest),
-                        {"epoch": epoch + 1, task.best_key: best},
-                        best=True,
-                    )
+                best = max(best, record[task.best_key])
                 epoch, start_step = epoch + 1, 0
                 state = state._replace(sums=parallel.replicate(task.zero_sums()))
-                checkpoints.save(int(state.step), state, record_of(epoch, 0))
+                # scored: orbax keeps this epoch's checkpoint while it is the best one
+                checkpoints.save(
+                    int(state.step), state, record_of(epoch, 0), score=record[task.best_key]
+                )
                 last = record
+        say_skipped(dataset.skipped, "image/mask pair" if task.per_pixel else "image")
     finally:
+        if progress is not None:  # a second Ctrl-C: leave no half-drawn bar
+            progress.close()
         if board is not None:
             board.close()
         checkpoints.close()
     return last
 
 
-def save_samples(split: Any, class_names: list[str], folder: Path, count: int = 4) -> None:
-    """A few validation images as PNG files (`samples/0_cat.png`), to try `netspec predict` on."""
+class Announced:
+    """A jitted step whose first call compiles it ahead of time (`lower(...).compile()`, which
+    the jitted function then reuses), saying so before and how long it took after: the first
+    step of a large network compiles for many seconds."""
+
+    def __init__(self, step: Any, what: str) -> None:
+        self.step = step
+        self.what = what
+        self.seconds = 0.0
+        """How long compiling took (0 before the first call)."""
+
+    def __call__(self, *args: Any) -> Any:
+        lower = getattr(self.step, "lower", None)
+        if not self.seconds and lower is not None:
+            say(f"compiling the {self.what} step...")
+            started = time.perf_counter()
+            lower(*args).compile()
+            self.seconds = max(time.perf_counter() - started, 1e-9)
+            say(f"compiled in {self.seconds:.1f} s")
+        return self.step(*args)
+
+
+class Pace:
+    """Keeps the host at most one step ahead of the device. JAX dispatches steps
+    asynchronously: unchecked, the loop queues steps as fast as the data comes, and a stop
+    (Ctrl-C, --max-steps) then waits for every queued step. A step slower than `SLOW` seconds
+    is waited for before the next is dispatched (a stop waits for the running step alone);
+    quicker ones keep one step queued behind the running one, so that the device does not wait
+    for the host."""
+
+    SLOW = 0.05
+
+    def __init__(self) -> None:
+        self.pending: Any = None
+        self.slow = False
+
+    def wait(self, state: Any) -> None:
+        """Call after dispatching each step, with the state it returns."""
+        import jax
+
+        if self.slow:
+            started = time.perf_counter()
+            jax.block_until_ready(state.step)
+            self.slow = time.perf_counter() - started > self.SLOW
+            return
+        marker = state.step + 0  # a copy: the next step donates (deletes) `state`
+        if self.pending is not None:
+            started = time.perf_counter()
+            jax.block_until_ready(self.pending)
+            self.slow = time.perf_counter() - started > self.SLOW
+        self.pending = None if self.slow else marker
+
+
+SAMPLES = 16
+"""About how many validation images `samples/` gets: whole rounds of one image per class."""
+SAMPLES_MAX = 32
+"""At most this many (with more classes, the first `SAMPLES_MAX` classes have one each)."""
+
+
+def sample_indices(labels: Any, classes: int) -> list[int]:
+    """Validation images for `samples/`, round-robin over the classes in label order: the
+    first image of each class, then the second, ... for `max(1, SAMPLES // classes)` rounds
+    (at most `SAMPLES_MAX` images; a class with fewer images gives what it has)."""
+    import numpy as np
+
+    labels = np.asarray(labels)
+    by_class = [np.flatnonzero(labels == label).tolist() for label in range(classes)]
+    chosen: list[int] = []
+    for round_ in range(max(1, SAMPLES // max(classes, 1))):
+        for indices in by_class:
+            if round_ < len(indices) and len(chosen) < SAMPLES_MAX:
+                chosen.append(indices[round_])
+    return chosen
+
+
+def save_samples(split: Any, class_names: list[str], folder: Path) -> None:
+    """A few validation images of each class as files named `<n>_<class>` (`samples/0_cat.png`,
+    `samples/1_dog.png`, ...: `sample_indices`' order), to try `netspec predict` on."""
+    import re
     import shutil
 
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
-    for index in range(min(count, len(split))):
-        name = f"{index}_{class_names[int(split.labels[index])]}"
+    for number, index in enumerate(sample_indices(split.labels, len(class_names))):
+        label = re.sub(r"[^\w.-]+", "_", class_names[int(split.labels[index])]) or "class"
+        name = f"{number}_{label}"
         if split.images is not None:
             pixels = split.images[index]
             image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
@@ -689,14 +923,17 @@ def summary_line(record: dict[str, Any], epochs: int) -> str:
 
 
 class Progress:
-    """A rich progress bar per epoch (on a terminal); updates at most 4 times a second, the
-    only moments the host waits for the device."""
+    """A rich progress bar per epoch on stderr (when it is a terminal); updates at most 4 times
+    a second. `close` stops it (a transient bar: its line is cleared)."""
 
-    def __init__(self, epoch: int, epochs: int, total: int, enabled: bool) -> None:
+    def __init__(self, epoch: int, epochs: int, total: int, enabled: bool, start: int = 0) -> None:
         self.started = time.perf_counter()
+        self.start = start
+        """The step the epoch resumes after (0: its beginning)."""
         self.last = 0.0
         self.bar = None
         if enabled and sys.stderr.isatty():
+            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
             from rich.progress import Progress as RichProgress
 
@@ -707,19 +944,22 @@ class Progress:
                 TextColumn("{task.description}"),
                 TimeRemainingColumn(),
                 transient=True,
+                console=Console(stderr=True),
             )
             self.bar.start()
-            self.task = self.bar.add_task("", total=total)
+            self.task = self.bar.add_task("", total=total, completed=start)
 
     def due(self) -> bool:
         return self.bar is not None and time.perf_counter() - self.last > 0.25
 
-    def update(self, step: int, sums: dict[str, Any], batch: int) -> None:
+    def update(self, step: int, sums: dict[str, Any], batch: int, paused: float = 0.0) -> None:
+        """Show `step` and the running loss and accuracy; the rate leaves out `paused`
+        seconds (compiling)."""
         self.last = time.perf_counter()
         if self.bar is None:
             return
         count = max(float(sums["count"]), 1.0)
-        rate = step * batch / max(self.last - self.started, 1e-9)
+        rate = (step - self.start) * batch / max(self.last - self.started - paused, 1e-9)
         text = (
             f"loss {float(sums['loss']) / count:.4f} acc {float(sums['correct']) / count:.2%}"
             f" {rate:,.0f} img/s"

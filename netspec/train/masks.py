@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,11 +47,13 @@ from .datasets import (
 from .pipeline import (
     Augment,
     Batch,
+    Example,
     Pipeline,
-    crop_and_flip,
-    draw_augmentations,
+    batch_geometry,
+    draw,
     normalise,
     resized_crop,
+    to_pil,
 )
 
 SHAPES = "shapes"
@@ -573,106 +575,72 @@ def resize_masks(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class MaskBatchBuilder:
-    """Builds a `Batch` with per-pixel labels from example indices (-1 marks padding):
-    images normalised at the input size, labels int32 (B, H', W') at the output size.
-    Picklable for worker processes."""
+class MaskReader:
+    """Example `index`'s image (uint8 (H, W, C)) and mask (int32 (H, W) class indices) at the
+    input size, with its draws from `rng` (grain's per-example generator; None: not augmented)
+    and their resized crop applied to both (`MaskCollate` applies the padded crop and flip);
+    an index past the split is padding (its mask all ignore index). Picklable, for worker
+    processes."""
 
     split: MaskSet
     shape: ImageShape
-    label_shape: tuple[int, int]
     augment: Augment
-    mean: np.ndarray
-    std: np.ndarray
-    seed: int
     ignore_index: int
 
-    def __call__(self, task: tuple[int, np.ndarray]) -> Batch:
-        epoch, indices = task
-        real = indices[indices >= 0]
-        pixels, masks = self.examples(epoch, real)
-        images = np.zeros((len(indices), *self.shape), dtype=np.float32)
-        normalise(pixels, self.mean, self.std, out=images[: len(real)])
-        labels = np.full((len(indices), *self.label_shape), self.ignore_index, dtype=np.int32)
-        labels[: len(real)] = resize_masks(masks, self.label_shape)
-        mask = (np.arange(len(indices)) < len(real)).astype(np.float32)
-        return Batch(images, labels, mask)
-
-    def examples(self, epoch: int, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 (b, H, W, C) images and int32 (b, H, W) masks of `indices`, augmented for
-        `epoch` with the same geometry."""
+    def __call__(self, index: int, rng: np.random.Generator | None = None) -> Example:
+        index = int(index)
         height, width = self.shape[:2]
+        if index >= len(self.split):
+            padding = np.full((height, width), self.ignore_index, np.int32)
+            return Example(np.zeros(self.shape, np.uint8), padding, False)
         if self.split.images is not None and self.split.masks is not None:
-            pixels = self.split.images[indices]
-            masks = self.split.masks[indices].astype(np.int32)
-            if not self.augment.active:
-                return pixels, masks
-            draws = draw_augmentations(self.augment, self.seed, epoch, indices, self.shape[:2])
-            if draws.crop_boxes is not None:
-                pixels = self._stack(
-                    [
-                        pil_to_array(resized_crop(_to_pil(image), box, self.shape), self.shape[2])
-                        for image, box in zip(pixels, draws.crop_boxes, strict=True)
-                    ]
-                )
-                masks = self._stack_masks(
-                    [
-                        nearest_crop(mask, box, (height, width))
-                        for mask, box in zip(masks, draws.crop_boxes, strict=True)
-                    ]
-                )
-            offsets, flips = draws.offsets, draws.flips
+            image = to_pil(self.split.images[index])
+            mask = self.split.masks[index].astype(np.int32)
         else:
-            decoded = [self._from_files(epoch, int(i)) for i in indices]
-            pixels = self._stack([image for image, _, _ in decoded])
-            masks = self._stack_masks([mask for _, mask, _ in decoded])
-            draws_list = [d for _, _, d in decoded if d is not None]
-            if not draws_list:
-                return pixels, masks
-            offsets = np.concatenate([d.offsets for d in draws_list])
-            flips = np.concatenate([d.flips for d in draws_list])
-        pad = self.augment.random_crop_padding
-        pixels = crop_and_flip(pixels, pad, offsets, flips)
-        masks = crop_and_flip(masks[..., None], pad, offsets, flips, fill=self.ignore_index)
-        return pixels, masks[..., 0]
-
-    def _from_files(self, epoch: int, index: int) -> tuple[np.ndarray, np.ndarray, Any]:
-        """Example `index`'s image and mask at the input size, and its draws."""
-        image = open_image((self.split.paths or [])[index], self.shape[2])
-        mask_path = (self.split.mask_paths or [])[index]
-        mask = read_mask(mask_path)
-        if mask.shape != (image.height, image.width):
-            raise SpecError(
-                f"the mask is {mask.shape[1]}x{mask.shape[0]} pixels but its image is "
-                f"{image.width}x{image.height}",
-                path=str(mask_path),
-            )
-        draws = None
-        if self.augment.active:
-            size = (image.height, image.width)
-            draws = draw_augmentations(self.augment, self.seed, epoch, np.array([index]), size)
+            image = open_image((self.split.paths or [])[index], self.shape[2])
+            mask_path = (self.split.mask_paths or [])[index]
+            mask = read_mask(mask_path)
+            if mask.shape != (image.height, image.width):
+                raise SpecError(
+                    f"the mask is {mask.shape[1]}x{mask.shape[0]} pixels but its image is "
+                    f"{image.width}x{image.height}",
+                    path=str(mask_path),
+                )
+        chosen = draw(rng, self.augment, mask.shape) if rng is not None else None
         box = (0, 0, image.height, image.width)
-        if draws is not None and draws.crop_boxes is not None:
-            box = tuple(int(n) for n in draws.crop_boxes[0])
+        if chosen is not None and chosen.box is not None:
+            box = chosen.box
             image = resized_crop(image, box, self.shape)
-        else:
-            image = image.resize((self.shape[1], self.shape[0]), Image.Resampling.BILINEAR)
-        labels = nearest_crop(mask, box, self.shape[:2])
-        return pil_to_array(image, self.shape[2]), labels, draws
-
-    def _stack(self, examples: Sequence[np.ndarray]) -> np.ndarray:
-        if not len(examples):
-            return np.zeros((0, *self.shape), dtype=np.uint8)
-        return np.stack(examples)
-
-    def _stack_masks(self, masks: Sequence[np.ndarray]) -> np.ndarray:
-        if not len(masks):
-            return np.zeros((0, *self.shape[:2]), dtype=np.int32)
-        return np.stack(masks).astype(np.int32, copy=False)
+        elif image.size != (width, height):
+            image = image.resize((width, height), Image.Resampling.BILINEAR)
+        pixels = pil_to_array(image, self.shape[2])
+        labels = nearest_crop(mask, box, (height, width)).astype(np.int32, copy=False)
+        return Example(pixels, labels, True, chosen)
 
 
-def _to_pil(pixels: np.ndarray) -> Image.Image:
-    return Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+@dataclass(frozen=True)
+class MaskCollate:
+    """grain's `batch_fn` for per-pixel data: the padded crops and flips applied to images and
+    masks alike (masks padded with the ignore index), images normalised at the input size,
+    labels int32 (B, H', W') at the output size `label_shape` (nearest neighbour)."""
+
+    shape: ImageShape
+    label_shape: tuple[int, int]
+    pad: int
+    ignore_index: int
+    mean: np.ndarray
+    std: np.ndarray
+
+    def __call__(self, examples: Sequence[Example]) -> Batch:
+        real = np.array([example.real for example in examples])
+        pixels = batch_geometry(examples, np.stack([e.pixels for e in examples]), self.pad)
+        images = np.empty((len(examples), *self.shape), dtype=np.float32)
+        normalise(pixels, self.mean, self.std, images)
+        images[~real] = 0.0
+        masks = np.stack([example.label for example in examples])
+        masks = batch_geometry(examples, masks, self.pad, fill=self.ignore_index)
+        labels = resize_masks(masks, self.label_shape).astype(np.int32, copy=False)
+        return Batch(images, labels, real.astype(np.float32))
 
 
 class MaskPipeline(Pipeline):
@@ -693,17 +661,14 @@ class MaskPipeline(Pipeline):
         self.ignore_index = ignore_index
         super().__init__(split, image_shape, batch_size, **options)
 
-    def make_builder(
-        self,
-        split: Any,
-        shape: ImageShape,
-        augment: Augment,
-        mean: np.ndarray,
-        std: np.ndarray,
-    ) -> Callable[[tuple[int, np.ndarray]], Batch]:
-        return MaskBatchBuilder(
-            split, shape, self.label_shape, augment, mean, std, self.seed, self.ignore_index
-        )
+    def make_reader(self, split: Any, shape: ImageShape, augment: Augment) -> MaskReader:
+        return MaskReader(split, shape, augment, self.ignore_index)
+
+    def make_collate(
+        self, shape: ImageShape, augment: Augment, mean: np.ndarray, std: np.ndarray
+    ) -> MaskCollate:
+        pad = augment.random_crop_padding
+        return MaskCollate(shape, self.label_shape, pad, self.ignore_index, mean, std)
 
 
 # --------------------------------------------------------------------------- samples
@@ -717,7 +682,7 @@ def save_samples(split: MaskSet, folder: Path, count: int = 4) -> None:
     (folder / MASKS_FOLDER).mkdir(parents=True, exist_ok=True)
     for index in range(min(count, len(split))):
         if split.images is not None and split.masks is not None:
-            _to_pil(split.images[index]).save(folder / f"{index}.png")
+            to_pil(split.images[index]).save(folder / f"{index}.png")
             mask = split.masks[index]
         else:
             source = (split.paths or [])[index]

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import optax
 
 from .config import ScheduleConfig, TrainingConfig
@@ -56,26 +55,6 @@ def decay_mask(config: TrainingConfig) -> Callable[[Any], Any]:
     return mask
 
 
-def decoupled_weight_decay(
-    rate: float, schedule: Schedule, mask: Callable[[Any], Any]
-) -> optax.GradientTransformation:
-    """Subtract `lr(t) * rate * w` from the update (AdamW-style decay, for any optimizer)."""
-
-    def init(params: Any) -> optax.ScaleByScheduleState:
-        return optax.ScaleByScheduleState(count=jnp.zeros([], jnp.int32))
-
-    def update(
-        updates: Any, state: optax.ScaleByScheduleState, params: Any = None
-    ) -> tuple[Any, optax.ScaleByScheduleState]:
-        scale = schedule(state.count) * rate
-        decayed = jax.tree.map(
-            lambda u, p, m: u - scale * p if m else u, updates, params, mask(params)
-        )
-        return decayed, optax.ScaleByScheduleState(count=state.count + 1)
-
-    return optax.GradientTransformation(init, update)
-
-
 def build_optimizer(
     config: TrainingConfig,
     steps_per_epoch: int,
@@ -96,7 +75,12 @@ def build_optimizer(
         parts.append(optax.add_decayed_weights(config.weight_decay, decay_mask(config)))
     parts.append(optimizer)
     if config.weight_decay and config.weight_decay_style == "decoupled":
-        parts.append(decoupled_weight_decay(config.weight_decay, schedule, decay_mask(config)))
+        # AdamW-style, for any optimizer: after its step (already -lr(t) * update), add
+        # -lr(t) * weight_decay * w, which the optimizer's normalisation never sees.
+        rate = config.weight_decay
+        parts.append(
+            optax.add_decayed_weights(lambda step: -rate * schedule(step), decay_mask(config))
+        )
     tx = optax.chain(*parts)
     if groups is None:
         return tx, schedule

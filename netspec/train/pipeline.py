@@ -1,23 +1,33 @@
-"""Deterministic training and evaluation batches, built in background workers with grain.
+"""Deterministic training and evaluation batches, built with grain's dataset transformations.
+
+A split is a `grain.MapDataset` of example indices, read by an `ExampleReader` (decode, and
+draw the example's augmentation with grain's per-example random generator: `random_map`),
+shuffled (`shuffle`, seeded per epoch), cut into batches (`batch`, whose `batch_fn` applies the
+padded crops and flips to the whole batch, stacks and normalises) and sharded (`slice`).
+Nothing is computed until a batch is read, so starting at a step or a shard costs nothing.
 
 Determinism contract (what exact resume relies on):
 
-- Train order for epoch ``e`` is ``np.random.default_rng([seed, e]).permutation(N)``; eval
-  order is ``0..N-1``.
-- Each example's augmentation draws from its own random stream, a counter-based hash of
-  ``(seed, e, index, slot)`` (`example_uniforms`; vectorised over a batch, unlike one NumPy
-  generator per example), so batch ``(e, step)`` is bit-identical whatever `workers`,
-  `start_step`, `shard` or the epochs before it.
+- Epoch ``e`` has its own seeds (`epoch_seeds`: the run's seed and e, mixed): its order is
+  grain's shuffle of ``0..N-1`` with the first, and example ``i``'s augmentation draws from
+  grain's generator for index ``i`` under the second (Philox, counter-based), so it depends on
+  nothing else. Eval visits ``0..N-1``.
+- So batch ``(e, step)`` is bit-identical whatever `workers`, `start_step`, `shard` or the
+  epochs before it; a resume at (epoch, step) slices the epoch's batches there. The
+  checkpoint's (epoch, step_in_epoch) is the state grain's own iterator checkpoint would hold
+  (``next_index``), and unlike a worker-process iterator's state it does not depend on
+  `workers`.
 
 Sharding convention (multi-process data parallelism): with ``shard=(i, n)`` the global batch is
 ``n * batch_size`` examples and process ``i`` takes its contiguous slice
-``[i * batch_size, (i + 1) * batch_size)`` of every global batch; all processes see the same
-number of steps, and the concatenation of the n shards' batches is the global batch.
+``[i * batch_size, (i + 1) * batch_size)`` of every global batch: the epoch cut into
+`batch_size` batches, every n-th from the i-th (``[i::n]``, grain's sharding by slice). All
+processes see the same number of steps, and the concatenation of the n shards' batches is the
+global batch.
 
-Background work: each step's batch is one element of a ``grain.MapDataset`` over the epoch's
-index slices, mapped by the batch builder and read through ``to_iter_dataset`` with `workers`
-prefetching threads (Pillow decoding and NumPy release the GIL), or with
-``processes=True`` through ``mp_prefetch`` in `workers` spawned processes.
+Background work: batches are read through ``to_iter_dataset`` with `workers` prefetching threads
+(Pillow decoding and NumPy release the GIL), or with ``processes=True`` through ``mp_prefetch``
+in `workers` spawned processes.
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import grain
 import numpy as np
@@ -33,6 +43,8 @@ from PIL import Image
 
 from ..errors import SpecError
 from .datasets import ImageSet, ImageShape, open_image, pil_to_array
+
+T = TypeVar("T")
 
 ASPECT_RANGE = (3 / 4, 4 / 3)
 """Aspect ratios (width / height) a random resized crop draws from, log-uniformly."""
@@ -50,6 +62,31 @@ class Batch(NamedTuple):
     output size, the ignore index where `mask` is 0 (`netspec.train.masks`)."""
     mask: np.ndarray
     """float32 (B,): 1 for real examples, 0 for the padding of eval's last batch."""
+
+
+class Draw(NamedTuple):
+    """One example's random augmentation choices."""
+
+    box: tuple[int, int, int, int] | None
+    """(top, left, height, width) of the resized crop in source pixels; None without one."""
+    offset: tuple[int, int]
+    """(dy, dx) of the (H, W) window in the zero-padded image; (p, p) = no shift."""
+    flip: bool
+    """Mirror left-right."""
+
+
+class Example(NamedTuple):
+    """One example, read (and resized-cropped), before batching."""
+
+    pixels: np.ndarray
+    """uint8 (H, W, C) at the network's input size."""
+    label: Any
+    """The class index; per-pixel models: int32 (H, W) class indices at the input size."""
+    real: bool
+    """False for the padding that fills eval's last global batch."""
+    draw: Draw | None = None
+    """Its augmentation draws; the batch function applies their padded crop and flip to the
+    whole batch at once (None: neither)."""
 
 
 @dataclass(frozen=True)
@@ -105,29 +142,7 @@ class Normalize:
         return values[0], values[1]
 
 
-@dataclass(frozen=True)
-class Draws:
-    """Random augmentation choices for n examples."""
-
-    crop_boxes: np.ndarray | None
-    """int64 (n, 4): (top, left, height, width) in source pixels; None without resized crop."""
-    offsets: np.ndarray
-    """int64 (n, 2): (dy, dx) of the (H, W) window in the zero-padded image; (p, p) = no shift."""
-    flips: np.ndarray
-    """bool (n,): mirror left-right."""
-
-
-def _seed_key(seed: int) -> int:
-    """`seed` as the non-negative integer NumPy's SeedSequence needs (negatives wrap)."""
-    return seed % 2**64
-
-
-def epoch_order(seed: int, epoch: int, count: int) -> np.ndarray:
-    """int64 (count,): the training order of epoch `epoch`."""
-    return np.random.default_rng([_seed_key(seed), epoch]).permutation(count)
-
-
-# Slots of an example's random stream: 4 per resized-crop attempt, then offset, then flip.
+# Slots of an example's uniform draws: 4 per resized-crop attempt, then offset, then flip.
 # Fixed positions, so switching one augmentation on or off leaves the others' draws alone.
 _CROP_SLOTS = 4 * CROP_ATTEMPTS
 _OFFSET_SLOT = _CROP_SLOTS
@@ -135,69 +150,41 @@ _FLIP_SLOT = _CROP_SLOTS + 2
 DRAW_SLOTS = _CROP_SLOTS + 3
 
 
-def _mix(state: np.ndarray) -> np.ndarray:
-    """SplitMix64's finaliser on uint64 arrays (wrapping arithmetic)."""
-    state = state + np.uint64(0x9E3779B97F4A7C15)
-    state = (state ^ (state >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    state = (state ^ (state >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return state ^ (state >> np.uint64(31))
-
-
-def example_uniforms(seed: int, epoch: int, indices: np.ndarray) -> np.ndarray:
-    """float64 (n, DRAW_SLOTS) in [0, 1): each example's random stream, a counter-based hash
-    of (seed, epoch, example index, slot), so it depends on nothing else."""
-    key = _mix(np.full(1, _seed_key(seed), dtype=np.uint64))
-    key = _mix(key + np.uint64(epoch % 2**64))
-    per_example = _mix(key + np.asarray(indices, dtype=np.int64).astype(np.uint64))
-    state = _mix(per_example[:, None] + np.arange(DRAW_SLOTS, dtype=np.uint64))
-    return (state >> np.uint64(11)).astype(np.float64) * 2.0**-53
-
-
-def draw_augmentations(
-    augment: Augment, seed: int, epoch: int, indices: np.ndarray, source_hw: np.ndarray
-) -> Draws:
-    """The draws of examples `indices` in `epoch`; `source_hw` int (n, 2) or (2,) is the size of
-    the image the resized crop cuts (the decoded file, or the stored array)."""
-    uniforms = example_uniforms(seed, epoch, indices)
-    pad = augment.random_crop_padding
-    offsets = np.floor(uniforms[:, _OFFSET_SLOT : _OFFSET_SLOT + 2] * (2 * pad + 1))
-    flips = uniforms[:, _FLIP_SLOT] < 0.5 if augment.horizontal_flip else np.zeros(len(uniforms))
-    boxes = None
+def draw(rng: np.random.Generator, augment: Augment, source_hw: Sequence[int]) -> Draw:
+    """An example's draws from `rng` (grain's per-example generator); `source_hw` is the size
+    of the image a resized crop cuts (the decoded file, or the stored array)."""
+    uniforms = rng.random(DRAW_SLOTS).tolist()
+    box = None
     if augment.random_resized_crop is not None:
-        sizes = np.broadcast_to(np.asarray(source_hw, dtype=np.int64), (len(uniforms), 2))
-        boxes = crop_boxes(uniforms[:, :_CROP_SLOTS], sizes, augment.random_resized_crop)
-    return Draws(boxes, offsets.astype(np.int64), flips.astype(bool))
+        box = crop_box(uniforms[:_CROP_SLOTS], source_hw, augment.random_resized_crop)
+    positions = 2 * augment.random_crop_padding + 1
+    offset = (
+        int(uniforms[_OFFSET_SLOT] * positions),
+        int(uniforms[_OFFSET_SLOT + 1] * positions),
+    )
+    return Draw(box, offset, augment.horizontal_flip and uniforms[_FLIP_SLOT] < 0.5)
 
 
-def crop_boxes(uniforms: np.ndarray, sizes: np.ndarray, scale: tuple[float, float]) -> np.ndarray:
-    """int64 (n, 4) (top, left, height, width): per example the first of `CROP_ATTEMPTS` boxes
-    (area fraction uniform in `scale`, aspect log-uniform in `ASPECT_RANGE`, placed uniformly)
-    that fits its (height, width) in `sizes`, else a centred crop clamped to the aspect range.
-    `uniforms` is (n, 4 * CROP_ATTEMPTS)."""
-    u = uniforms.reshape(len(uniforms), CROP_ATTEMPTS, 4)
-    height, width = sizes[:, :1].astype(np.float64), sizes[:, 1:].astype(np.float64)
-    area = height * width * (scale[0] + (scale[1] - scale[0]) * u[..., 0])
+def crop_box(
+    uniforms: Sequence[float], source_hw: Sequence[int], scale: tuple[float, float]
+) -> tuple[int, int, int, int]:
+    """(top, left, height, width): the first of `CROP_ATTEMPTS` boxes (area fraction uniform in
+    `scale`, aspect log-uniform in `ASPECT_RANGE`, placed uniformly) that fits an image of
+    `source_hw`, else the largest centred box with its aspect clamped to that range. Four
+    `uniforms` per attempt."""
+    height, width = (int(n) for n in source_hw)
     log_low, log_high = (math.log(r) for r in ASPECT_RANGE)
-    aspect = np.exp(log_low + (log_high - log_low) * u[..., 1])
-    box_w, box_h = np.rint(np.sqrt(area * aspect)), np.rint(np.sqrt(area / aspect))
-    fits = (box_w >= 1) & (box_w <= width) & (box_h >= 1) & (box_h <= height)
-    top = np.floor(u[..., 2] * (height - box_h + 1))
-    left = np.floor(u[..., 3] * (width - box_w + 1))
-    attempts = np.stack([top, left, box_h, box_w], axis=-1)
-    first = np.argmax(fits, axis=1)
-    chosen = attempts[np.arange(len(u)), first]
-    missed = ~fits.any(axis=1)
-    chosen[missed] = _centre_boxes(sizes[missed])
-    return chosen.astype(np.int64)
-
-
-def _centre_boxes(sizes: np.ndarray) -> np.ndarray:
-    """float64 (n, 4): the largest centred box with aspect in `ASPECT_RANGE`."""
-    height, width = sizes[:, 0].astype(np.float64), sizes[:, 1].astype(np.float64)
-    box_h = np.where(width / height < ASPECT_RANGE[0], np.rint(width / ASPECT_RANGE[0]), height)
-    box_w = np.where(width / height > ASPECT_RANGE[1], np.rint(height * ASPECT_RANGE[1]), width)
-    top, left = (height - box_h) // 2, (width - box_w) // 2
-    return np.stack([top, left, box_h, box_w], axis=-1)
+    for attempt in range(CROP_ATTEMPTS):
+        u_area, u_aspect, u_top, u_left = uniforms[4 * attempt : 4 * attempt + 4]
+        area = height * width * (scale[0] + (scale[1] - scale[0]) * u_area)
+        aspect = math.exp(log_low + (log_high - log_low) * u_aspect)
+        box_w, box_h = round(math.sqrt(area * aspect)), round(math.sqrt(area / aspect))
+        if 1 <= box_w <= width and 1 <= box_h <= height:
+            top = math.floor(u_top * (height - box_h + 1))
+            return top, math.floor(u_left * (width - box_w + 1)), box_h, box_w
+    box_h = round(width / ASPECT_RANGE[0]) if width / height < ASPECT_RANGE[0] else height
+    box_w = round(height * ASPECT_RANGE[1]) if width / height > ASPECT_RANGE[1] else width
+    return (height - box_h) // 2, (width - box_w) // 2, box_h, box_w
 
 
 def resized_crop(image: Image.Image, box: Sequence[int], shape: ImageShape) -> Image.Image:
@@ -207,12 +194,9 @@ def resized_crop(image: Image.Image, box: Sequence[int], shape: ImageShape) -> I
     return image.resize((shape[1], shape[0]), Image.Resampling.BILINEAR, box=corners)
 
 
-def padded_crop(pixels: np.ndarray, pad: int, offset: tuple[int, int]) -> np.ndarray:
+def padded_crop(pixels: np.ndarray, pad: int, offset: Sequence[int]) -> np.ndarray:
     """uint8 (H, W, C): the window at `offset` of `pixels` zero-padded by `pad` on each side."""
-    height, width = pixels.shape[:2]
-    padded = np.pad(pixels, ((pad, pad), (pad, pad), (0, 0)))
-    dy, dx = offset
-    return padded[dy : dy + height, dx : dx + width]
+    return crop_and_flip(pixels[None], pad, np.array([offset]), np.array([False]))[0]
 
 
 def crop_and_flip(
@@ -220,18 +204,31 @@ def crop_and_flip(
 ) -> np.ndarray:
     """(B, H, W, C), the dtype of `pixels`: per example the (H, W) window at `offsets` of the
     batch padded by `pad` pixels of value `fill` (0: black; masks pad with their ignore index),
-    mirrored where `flips`. (One slice copy per example: faster than one fancy-index gather
-    over the batch, which computes an index per pixel.)"""
+    mirrored where `flips`. (One padding of the batch, then one slice copy per example: faster
+    than padding each example, or one fancy-index gather, which computes an index per pixel.)"""
     count, height, width = pixels.shape[:3]
-    if count == 0 or not (pad or flips.any()):
+    if count == 0 or not (pad or np.any(flips)):
         return pixels
-    widths = ((0, 0), (pad, pad), (pad, pad), (0, 0))
+    widths = ((0, 0), (pad, pad), (pad, pad)) + ((0, 0),) * (pixels.ndim - 3)
     padded = np.pad(pixels, widths, constant_values=fill) if pad else pixels
     out = np.empty_like(pixels)
-    for i, ((dy, dx), flip) in enumerate(zip(offsets.tolist(), flips.tolist(), strict=True)):
+    for i, ((dy, dx), flip) in enumerate(zip(np.asarray(offsets).tolist(), flips, strict=True)):
         window = padded[i, dy : dy + height, dx : dx + width]
         out[i] = window[:, ::-1] if flip else window
     return out
+
+
+def batch_geometry(
+    examples: Sequence[Example], pixels: np.ndarray, pad: int, fill: int = 0
+) -> np.ndarray:
+    """`crop_and_flip` of the stacked `pixels` of `examples` with their draws (padding and
+    unaugmented examples stay where they are)."""
+    if all(example.draw is None for example in examples):
+        return pixels
+    still = Draw(None, (pad, pad), False)
+    draws = [example.draw or still for example in examples]
+    offsets = np.array([chosen.offset for chosen in draws])
+    return crop_and_flip(pixels, pad, offsets, [chosen.flip for chosen in draws], fill)
 
 
 def normalise(pixels: np.ndarray, mean: np.ndarray, std: np.ndarray, out: np.ndarray) -> None:
@@ -248,101 +245,85 @@ def normalise(pixels: np.ndarray, mean: np.ndarray, std: np.ndarray, out: np.nda
     row -= np.tile(mean / std, width)
 
 
-def _to_pil(pixels: np.ndarray) -> Image.Image:
+def to_pil(pixels: np.ndarray) -> Image.Image:
+    """uint8 (H, W, 1 or 3) as a Pillow "L" or "RGB" image."""
     return Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
 
 
 @dataclass(frozen=True)
-class BatchBuilder:
-    """Builds a `Batch` from example indices (-1 marks padding); picklable for worker
-    processes."""
+class ExampleReader:
+    """Example `index` of a split at the network's input size, with its draws from `rng`
+    (grain's per-example generator; None: not augmented) and their resized crop applied
+    (`Collate` applies the padded crop and flip to the batch); an index past the split is
+    padding. Picklable, for worker processes."""
 
     split: ImageSet
     shape: ImageShape
     augment: Augment
+
+    def __call__(self, index: int, rng: np.random.Generator | None = None) -> Example:
+        index = int(index)
+        if index >= len(self.split):
+            return Example(np.zeros(self.shape, np.uint8), 0, False)
+        chosen = None
+        if self.split.images is None:
+            image = open_image((self.split.paths or [])[index], self.shape[2])
+            if rng is not None:
+                chosen = draw(rng, self.augment, (image.height, image.width))
+            if chosen is not None and chosen.box is not None:
+                image = resized_crop(image, chosen.box, self.shape)
+            else:
+                image = image.resize((self.shape[1], self.shape[0]), Image.Resampling.BILINEAR)
+            pixels = pil_to_array(image, self.shape[2])
+        else:
+            pixels = self.split.images[index]
+            if rng is not None:
+                chosen = draw(rng, self.augment, self.shape[:2])
+            if chosen is not None and chosen.box is not None:
+                cropped = resized_crop(to_pil(pixels), chosen.box, self.shape)
+                pixels = pil_to_array(cropped, self.shape[2])
+        return Example(pixels, int(self.split.labels[index]), True, chosen)
+
+
+@dataclass(frozen=True)
+class Collate:
+    """grain's `batch_fn`: examples stacked into a `Batch`, their padded crops and flips
+    applied, normalised (padding left zero)."""
+
+    shape: ImageShape
+    pad: int
     mean: np.ndarray
     std: np.ndarray
-    seed: int
 
-    def __call__(self, task: tuple[int, np.ndarray]) -> Batch:
-        epoch, indices = task
-        real = indices[indices >= 0]
-        pixels = self.pixels(epoch, real)
-        images = np.zeros((len(indices), *self.shape), dtype=np.float32)
-        normalise(pixels, self.mean, self.std, out=images[: len(real)])
-        labels = np.zeros(len(indices), dtype=np.int32)
-        labels[: len(real)] = self.split.labels[real]
-        mask = (np.arange(len(indices)) < len(real)).astype(np.float32)
-        return Batch(images, labels, mask)
-
-    def pixels(self, epoch: int, indices: np.ndarray) -> np.ndarray:
-        """uint8 (b, H, W, C) of the examples `indices`, augmented for `epoch`."""
-        if self.split.images is None:
-            return self._file_pixels(epoch, indices)
-        return self._memory_pixels(epoch, indices)
-
-    def _memory_pixels(self, epoch: int, indices: np.ndarray) -> np.ndarray:
-        """Stored images: one gather, crops resized per example, then batch crop and flip."""
-        assert self.split.images is not None
-        pixels = self.split.images[indices]
-        if not self.augment.active:
-            return pixels
-        draws = draw_augmentations(self.augment, self.seed, epoch, indices, self.shape[:2])
-        if draws.crop_boxes is not None:
-            crops = [
-                resized_crop(_to_pil(image), box, self.shape)
-                for image, box in zip(pixels, draws.crop_boxes, strict=True)
-            ]
-            pixels = self._stack([self._array(crop) for crop in crops])
-        pad = self.augment.random_crop_padding
-        return crop_and_flip(pixels, pad, draws.offsets, draws.flips)
-
-    def _file_pixels(self, epoch: int, indices: np.ndarray) -> np.ndarray:
-        """Image files: decoded (and resized-cropped) one by one, then batch crop and flip."""
-        decoded = [self._from_file(epoch, int(i)) for i in indices]
-        pixels = self._stack([image for image, _ in decoded])
-        draws = [draw for _, draw in decoded if draw is not None]
-        if not draws:
-            return pixels
-        offsets = np.concatenate([draw.offsets for draw in draws])
-        flips = np.concatenate([draw.flips for draw in draws])
-        return crop_and_flip(pixels, self.augment.random_crop_padding, offsets, flips)
-
-    def _from_file(self, epoch: int, index: int) -> tuple[np.ndarray, Draws | None]:
-        """Example `index` decoded at (H, W) and its draws; a random resized crop cuts the
-        full-size image before resizing."""
-        image = open_image((self.split.paths or [])[index], self.shape[2])
-        draws = None
-        if self.augment.active:
-            size = (image.height, image.width)
-            draws = draw_augmentations(self.augment, self.seed, epoch, np.array([index]), size)
-        if draws is not None and draws.crop_boxes is not None:
-            image = resized_crop(image, draws.crop_boxes[0], self.shape)
-        else:
-            image = image.resize((self.shape[1], self.shape[0]), Image.Resampling.BILINEAR)
-        return self._array(image), draws
-
-    def _array(self, image: Image.Image) -> np.ndarray:
-        return pil_to_array(image, self.shape[2])
-
-    def _stack(self, examples: Sequence[np.ndarray]) -> np.ndarray:
-        if not examples:
-            return np.zeros((0, *self.shape), dtype=np.uint8)
-        return np.stack(examples)
+    def __call__(self, examples: Sequence[Example]) -> Batch:
+        real = np.array([example.real for example in examples])
+        pixels = np.stack([example.pixels for example in examples])
+        images = np.empty((len(examples), *self.shape), dtype=np.float32)
+        normalise(batch_geometry(examples, pixels, self.pad), self.mean, self.std, images)
+        images[~real] = 0.0
+        labels = np.array([example.label for example in examples], dtype=np.int32)
+        return Batch(images, labels, real.astype(np.float32))
 
 
 @dataclass(frozen=True)
 class _FlatErrors:
-    """Wraps a map function so a `SpecError` raised in a worker process reaches the parent
-    whole: exceptions cross processes by pickle, which keeps only the message argument."""
+    """Wraps a reader so a `SpecError` raised in a worker process reaches the parent whole:
+    exceptions cross processes by pickle, which keeps only the message argument."""
 
-    function: Callable[[tuple[int, np.ndarray]], Batch]
+    function: Callable[..., Example]
 
-    def __call__(self, task: tuple[int, np.ndarray]) -> Batch:
+    def __call__(self, *args: Any) -> Example:
         try:
-            return self.function(task)
+            return self.function(*args)
         except SpecError as error:
             raise SpecError(str(error)) from None
+
+
+def epoch_seeds(seed: int, epoch: int) -> tuple[int, int]:
+    """(shuffle seed, augmentation seed) of training epoch `epoch`: two unrelated 32-bit seeds
+    (grain's range) from the run's `seed` (any integer; negatives wrap) and the epoch."""
+    order, augment = np.random.SeedSequence([seed % 2**64, epoch]).generate_state(2)
+    return int(order), int(augment)
 
 
 class Pipeline:
@@ -375,7 +356,9 @@ class Pipeline:
         self.workers = workers
         self.processes = processes
         self.shard = shard
-        self.builder = self.make_builder(split, shape, augment if train else Augment(), mean, std)
+        self.augment = augment if train else Augment()
+        self.reader = self.make_reader(split, shape, self.augment)
+        self.collate = self.make_collate(shape, self.augment, mean, std)
         if train and self.steps_per_epoch() == 0:
             raise SpecError(
                 f"the training set has {len(split):,} images, fewer than one batch of "
@@ -383,17 +366,18 @@ class Pipeline:
                 field="batch_size",
             )
 
-    def make_builder(
-        self,
-        split: ImageSet,
-        shape: ImageShape,
-        augment: Augment,
-        mean: np.ndarray,
-        std: np.ndarray,
-    ) -> Callable[[tuple[int, np.ndarray]], Batch]:
-        """The function that turns (epoch, example indices) into a `Batch` (one label per
-        image here; `netspec.train.masks.MaskPipeline` builds per-pixel labels)."""
-        return BatchBuilder(split, shape, augment, mean, std, self.seed)
+    def make_reader(
+        self, split: ImageSet, shape: ImageShape, augment: Augment
+    ) -> Callable[..., Example]:
+        """What reads (and augments) one example (one label per image here;
+        `netspec.train.masks.MaskPipeline` reads its mask too)."""
+        return ExampleReader(split, shape, augment)
+
+    def make_collate(
+        self, shape: ImageShape, augment: Augment, mean: np.ndarray, std: np.ndarray
+    ) -> Callable[[Sequence[Example]], Batch]:
+        """What stacks examples into a `Batch`."""
+        return Collate(shape, augment.random_crop_padding, mean, std)
 
     @property
     def _global_batch(self) -> int:
@@ -405,10 +389,30 @@ class Pipeline:
             return len(self.split) // self._global_batch
         return -(-len(self.split) // self._global_batch)
 
+    def _examples(self, epoch: int, function: Callable[..., T], random: bool) -> grain.MapDataset:
+        """`function` of each example of training epoch `epoch`, in the epoch's order; with
+        `random`, `function(index, generator)` gets the example's own generator."""
+        order_seed, augment_seed = epoch_seeds(self.seed, epoch)
+        examples = grain.MapDataset.range(len(self.split))
+        if random:
+            examples = examples.random_map(function, seed=augment_seed)
+        else:
+            examples = examples.map(function)
+        return examples.shuffle(seed=order_seed)
+
+    def epoch_values(
+        self, epoch: int, function: Callable[[int, np.random.Generator], T]
+    ) -> list[T]:
+        """`function(example index, generator)` at each position of training epoch `epoch`,
+        with the generator that example's augmentation gets there (for tests and tools)."""
+        examples = self._examples(epoch, function, random=True)
+        return [examples[position] for position in range(len(examples))]
+
     def order(self, epoch: int) -> np.ndarray:
         """int64 (N,): the order examples are visited in during `epoch`."""
         if self.train:
-            return epoch_order(self.seed, epoch, len(self.split))
+            examples = self._examples(epoch, int, random=False)
+            return np.array([examples[position] for position in range(len(examples))])
         return np.arange(len(self.split))
 
     def batch_indices(self, epoch: int, step: int, order: np.ndarray | None = None) -> np.ndarray:
@@ -420,6 +424,18 @@ class Pipeline:
         indices[: len(chosen)] = chosen
         return indices
 
+    def batches(self, epoch: int) -> grain.MapDataset:
+        """This shard's batches of `epoch`, as a grain dataset (computed when read)."""
+        reader = _FlatErrors(self.reader) if self.processes and self.workers else self.reader
+        steps = self.steps_per_epoch()
+        if self.train:
+            stream = self._examples(epoch, reader, random=self.augment.active)
+        else:  # in order, padded to whole global batches (the reader pads past the split)
+            stream = grain.MapDataset.range(steps * self._global_batch).map(reader)
+        index, shards = self.shard
+        batches = stream.batch(self.batch_size, drop_remainder=True, batch_fn=self.collate)
+        return batches[index::shards][:steps]  # train: whole global batches only
+
     def epoch(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
         """Batches `start_step`.. of `epoch`, identical to the same steps of a full pass."""
         steps = self.steps_per_epoch()
@@ -428,28 +444,25 @@ class Pipeline:
                 f"cannot resume at step {start_step}: an epoch has {steps} steps "
                 f"(did batch_size or the data change since the checkpoint?)"
             )
-        order = self.order(epoch)
-        tasks = [(epoch, self.batch_indices(epoch, s, order)) for s in range(start_step, steps)]
-        return self._iterate(tasks)
+        return self._iterate(self.batches(epoch)[start_step:])
 
-    def _iterate(self, tasks: list[tuple[int, np.ndarray]]) -> Iterator[Batch]:
-        if not tasks:
+    def _iterate(self, batches: grain.MapDataset) -> Iterator[Batch]:
+        if not len(batches):
             return
-        dataset = grain.MapDataset.source(tasks)
         if self.processes and self.workers:
             _allow_unparsed_flags()
-            batches = dataset.map(_FlatErrors(self.builder)).to_iter_dataset(
+            read = batches.to_iter_dataset(
                 grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)
-            )
-            batches = batches.mp_prefetch(
+            ).mp_prefetch(
                 grain.MultiprocessingOptions(num_workers=self.workers, per_worker_buffer_size=2)
-            ).map(_owned)
-        else:
-            buffer = 2 * self.workers
-            batches = dataset.map(self.builder).to_iter_dataset(
-                grain.ReadOptions(num_threads=self.workers, prefetch_buffer_size=buffer)
             )
-        iterator = iter(batches)
+            read = read.map(_owned)
+        else:
+            options = grain.ReadOptions(
+                num_threads=self.workers, prefetch_buffer_size=2 * self.workers
+            )
+            read = batches.to_iter_dataset(options)
+        iterator = iter(read)
         try:
             yield from iterator
         finally:

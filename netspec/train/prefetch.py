@@ -1,4 +1,12 @@
-"""Keep the next batches on the device while the current step runs."""
+"""Keep the next batches on the device while the current step runs.
+
+Not `flax.jax_utils.prefetch_to_device`: that one is for `pmap`, stacking each leaf's leading
+axis into one slice per device on its own mesh axis, where netspec's step takes the global
+batch as one array sharded on the `data` axis of its mesh (and, across processes, built with
+`jax.make_array_from_process_local_data`: `put` here is `Parallel.batch`); nor does it close the
+source when the consumer stops early (grain's workers). `grain.experimental.device_put` puts
+with `jax.device_put` from a background thread, which cannot build the multi-process arrays.
+"""
 
 from __future__ import annotations
 

@@ -182,7 +182,7 @@ def _eval_data(
     trained: Trained, data: str | None, shape: tuple[int, ...], skip_bad_images: bool
 ) -> EvalSet:
     """An `EvalSet`: every image of `data`'s held-out part, or the run's validation split."""
-    from .datasets import EvalSet, load_dataset, load_eval_set
+    from .datasets import LEGACY_SPLIT, EvalSet, load_dataset, load_eval_set
 
     height, width, channels = shape
     if data is not None:
@@ -194,6 +194,7 @@ def _eval_data(
         seed=training["seed"],
         val_fraction=training["val_fraction"],
         skip_bad_images=skip_bad_images,
+        split=trained.config.get("split", LEGACY_SPLIT),  # the run's own train/val split
     )
     description = f"the run's validation split, {len(dataset.val):,} images of {dataset.source}"
     return EvalSet(
@@ -258,17 +259,20 @@ def _listed(names: list[str]) -> str:
 def predict(
     run_dir: Path, images: list[str], top_k: int = 5, out: Path | None = None
 ) -> list[dict[str, Any]]:
-    """Top-k class names with probabilities for each image file; for a per-pixel run, a mask
-    PNG per image in `out` (default RUN/predictions; `segmentation.predict_masks`)."""
-    import jax
-
+    """Top-k class names with probabilities for each image (files, folders or glob patterns,
+    `image_args.expand_image_arguments`); an image that cannot be read gets
+    `{"image": path, "error": why}` and the others are still classified. For a per-pixel
+    run, a mask PNG per image in `out` (default RUN/predictions; `segmentation.predict_masks`)."""
+    from ..image_args import expand_image_arguments
+    from ..run import TrainedRun
     from .datasets import decode_image
 
+    files = expand_image_arguments(images)
     trained = load_trained(run_dir)
     if trained.per_pixel:
         from .segmentation import PREDICTIONS_FOLDER, predict_masks
 
-        return predict_masks(trained, images, out or run_dir / PREDICTIONS_FOLDER)
+        return predict_masks(trained, files, out or run_dir / PREDICTIONS_FOLDER)
     if out is not None:
         raise SpecError(
             "a classifier's predictions are printed, not written: --out is for per-pixel "
@@ -276,23 +280,33 @@ def predict(
             path=str(run_dir),
             hint="leave out --out (--json prints them as JSON)",
         )
-    shape = trained.compiled.graph.input_shape
-    mean = np.asarray(trained.normalize.mean, np.float32)
-    std = np.asarray(trained.normalize.std, np.float32)
-    results = []
-    for name in images:
-        pixels = decode_image(Path(name), tuple(shape)).astype(np.float32) / 255.0
-        batch = ((pixels - mean) / std)[None]
-        logits = trained.steps.predict(trained.params, trained.rest, batch)
-        probabilities = np.asarray(jax.nn.softmax(logits.astype("float32"), -1))[0]
-        best = np.argsort(-probabilities)[:top_k]
-        results.append(
-            {
-                "image": name,
-                "top": [
-                    {"class": trained.classes[i], "probability": float(probabilities[i])}
-                    for i in best
-                ],
-            }
-        )
-    return results
+    run = TrainedRun(run_dir, trained)
+    shape = run.preprocessing.input_shape
+    readable: list[tuple[str, np.ndarray]] = []
+    unreadable: dict[str, str] = {}
+    for name in files:
+        try:
+            readable.append((name, decode_image(Path(name), shape)))
+        except SpecError as error:
+            unreadable[name] = error.message
+    scores = iter(run.probabilities(pixels for _, pixels in readable))
+    pixels_of = dict(readable)
+    return [
+        {"image": name, "error": unreadable[name]}
+        if name not in pixels_of
+        else {"image": name, "top": run.ranked(next(scores), top_k)}
+        for name in files
+    ]
+
+
+def graphdef_of(compiled: Any) -> Any:
+    """The module's graph definition, from an abstract build (nothing initialised)."""
+    from flax import nnx
+
+    from ..compiled import resolve_dtype
+
+    cls = compiled.network_class()
+    dtype, param_dtype = resolve_dtype(compiled.dtype), resolve_dtype(compiled.param_dtype)
+    return nnx.graphdef(
+        nnx.eval_shape(lambda: cls(dtype=dtype, param_dtype=param_dtype, rngs=nnx.Rngs(0)))
+    )
