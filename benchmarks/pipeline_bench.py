@@ -1,11 +1,13 @@
-"""The training input pipeline alone, two implementations side by side: images/s.
+"""The training input pipeline alone, implementations side by side: images/s.
 
     python benchmarks/pipeline_bench.py [--before-rev 4df680b] [--rounds 5]
                                         [--workers 0 2] [--cases cifar folder]
+                                        [--extra NAME=FILE ...]
 
 Compares `netspec.train.pipeline` in this tree ("after") with the module as it was at
-`--before-rev` ("before", read with `git show` and imported beside it), on what `netspec
-train` would run:
+`--before-rev` ("before", read with `git show` and imported beside it), and with any other
+copies of the module given by `--extra` (a saved pipeline.py, imported the same way), on what
+`netspec train` would run:
 
 - cifar: in-memory CIFAR-format data, 32x32x3 uint8 (random pixels: the pipeline does not
   look at them), random crop with 4 pixels of padding and horizontal flip, normalised,
@@ -16,7 +18,7 @@ train` would run:
 
 Each round times one training epoch per (case, workers, implementation) after one warm-up
 epoch, the implementations alternating in a rotating order; the table gives the median round's
-images/s and the ratio after / before.
+images/s of each and its ratio to before (the median of the per-round ratios).
 """
 
 from __future__ import annotations
@@ -43,9 +45,7 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def before_module(rev: str, folder: Path) -> ModuleType:
-    """`netspec/train/pipeline.py` at `rev`, importable as `pipeline_before` from `folder` (put
-    on `sys.path`, which spawned worker processes inherit); its relative imports made
-    absolute, into this tree's `netspec`."""
+    """`netspec/train/pipeline.py` at `rev`, importable as `pipeline_before` from `folder`."""
     source = subprocess.run(
         ["git", "show", f"{rev}:netspec/train/pipeline.py"],
         cwd=ROOT,
@@ -53,10 +53,18 @@ def before_module(rev: str, folder: Path) -> ModuleType:
         capture_output=True,
         text=True,
     ).stdout
+    return source_module(source, "before", folder)
+
+
+def source_module(source: str, name: str, folder: Path) -> ModuleType:
+    """A copy of `netspec/train/pipeline.py` (its `source`) importable as `pipeline_<name>` from
+    `folder` (put on `sys.path`, which spawned worker processes inherit); its relative imports
+    made absolute, into this tree's `netspec`."""
     source = source.replace("from ..", "from netspec.").replace("from .", "from netspec.train.")
-    (folder / "pipeline_before.py").write_text(source)
-    sys.path.insert(0, str(folder))
-    return importlib.import_module("pipeline_before")
+    (folder / f"pipeline_{name}.py").write_text(source)
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    return importlib.import_module(f"pipeline_{name}")
 
 
 def write_jpegs(root: Path, count: int, size: int = 224, classes: int = 5) -> Path:
@@ -121,12 +129,23 @@ def main() -> None:
     parser.add_argument(
         "--processes", action="store_true", help="also time worker processes (workers > 0)"
     )
+    parser.add_argument(
+        "--extra",
+        nargs="*",
+        default=[],
+        metavar="NAME=FILE",
+        help="also time a saved copy of pipeline.py, under NAME",
+    )
     args = parser.parse_args()
 
     import netspec.train.pipeline as after
 
     with tempfile.TemporaryDirectory() as tmp:
-        modules = {"before": before_module(args.before_rev, Path(tmp)), "after": after}
+        modules = {"before": before_module(args.before_rev, Path(tmp))}
+        for extra in args.extra:
+            name, _, file = extra.partition("=")
+            modules[name] = source_module(Path(file).read_text(), name, Path(tmp))
+        modules["after"] = after
         data: dict[str, ImageSet] = {}
         if "cifar" in args.cases:
             rng = np.random.default_rng(0)
@@ -154,28 +173,30 @@ def main() -> None:
             epoch_rate(pipeline, 0)
         names = list(modules)
         for round_ in range(args.rounds):
+            shift = round_ % len(names)
             for case, workers in keys:
-                for name in names[round_ % 2 :] + names[: round_ % 2]:
+                for name in names[shift:] + names[:shift]:
                     rate = epoch_rate(pipelines[case, workers, name], 1 + round_)
                     rates.setdefault((case, workers, name), []).append(rate)
             print(f"round {round_ + 1}/{args.rounds} done", file=sys.stderr)
 
-    print("\n| case | workers | before images/s | after images/s | after / before |")
-    print("| --- | --- | --- | --- | --- |")
+    others = names[1:]
+    header = " | ".join(f"{name} images/s | {name} / before" for name in others)
+    print(f"\n| case | workers | before images/s | {header} |")
+    print("| --- | --- | --- |" + " --- | --- |" * len(others))
     for case, workers in keys:
-        before = statistics.median(rates[case, workers, "before"])
-        after_rate = statistics.median(rates[case, workers, "after"])
-        ratios = [
-            a / b
-            for a, b in zip(
-                rates[case, workers, "after"], rates[case, workers, "before"], strict=True
-            )
-        ]
+        cells = [f"{statistics.median(rates[case, workers, 'before']):,.0f}"]
+        for name in others:
+            ratios = [
+                a / b
+                for a, b in zip(
+                    rates[case, workers, name], rates[case, workers, "before"], strict=True
+                )
+            ]
+            rate = statistics.median(rates[case, workers, name])
+            cells += [f"{rate:,.0f}", f"{statistics.median(ratios):.3f}"]
         what = f"{-workers} processes" if workers < 0 else f"{workers} threads" if workers else "0"
-        print(
-            f"| {case} | {what} | {before:,.0f} | {after_rate:,.0f} | "
-            f"{statistics.median(ratios):.3f} |"
-        )
+        print(f"| {case} | {what} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

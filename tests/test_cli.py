@@ -145,3 +145,21 @@ def test_compile_does_not_import_jax():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert result.stderr.strip() == "False"
+
+
+def test_version_names_netspec_and_its_stack_without_importing_jax():
+    from importlib.metadata import version
+
+    code = (
+        "import sys; from netspec.cli import main\n"
+        "try:\n    main(['--version'])\nexcept SystemExit as e:\n    code = e.code\n"
+        "sys.stderr.write(f'|{code}|{\"jax\" in sys.modules}')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    line = result.stdout.strip()
+    assert "\n" not in line
+    assert line.startswith(f"netspec {version('netspec')} (")
+    assert f"jax {version('jax')}" in line and f"flax {version('flax')}" in line
+    assert result.stderr.endswith("|0|False")

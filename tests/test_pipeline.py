@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -11,13 +12,15 @@ from PIL import Image
 from netspec.errors import SpecError
 from netspec.train.datasets import ImageSet, decode_image
 from netspec.train.pipeline import (
+    DRAW_SLOTS,
     Augment,
     Batch,
-    Draw,
     Normalize,
     Pipeline,
     crop_and_flip,
-    draw,
+    crop_boxes,
+    epoch_seeds,
+    example_uniforms,
     padded_crop,
 )
 
@@ -68,12 +71,28 @@ def padded_reference(image: np.ndarray, pad: int, offset, flip: bool = False) ->
     return window[:, ::-1] if flip else window
 
 
-def epoch_draws(pipeline: Pipeline, epoch: int, augment: Augment, size=SHAPE[:2]) -> list[Draw]:
-    """Each position's draws in `epoch`, from the generator the pipeline gives that example
-    there; `size` (H, W), or a function of the example index for image files."""
-    return pipeline.epoch_values(
-        epoch, lambda index, rng: draw(rng, augment, size(index) if callable(size) else size)
-    )
+class Drawn(NamedTuple):
+    """One example's draws."""
+
+    box: tuple[int, ...] | None
+    offset: tuple[int, ...]
+    flip: bool
+
+
+def epoch_draws(pipeline: Pipeline, epoch: int, size=SHAPE[:2]) -> list[Drawn]:
+    """Each position's draws in `epoch` (the draws of the example visited there); `size`
+    (H, W), or a function of the example index for image files."""
+    order = pipeline.order(epoch)
+    sizes = [size(int(i)) for i in order] if callable(size) else size
+    draws = pipeline.draws(epoch, order, sizes)
+    return [
+        Drawn(
+            None if draws.boxes is None else tuple(draws.boxes[row].tolist()),
+            tuple(draws.offsets[row].tolist()),
+            bool(draws.flips[row]),
+        )
+        for row in range(len(order))
+    ]
 
 
 # --------------------------------------------------------------------------- determinism
@@ -144,6 +163,78 @@ def test_epochs_differ_and_follow_the_order() -> None:
     assert not np.array_equal(other.order(0), pipeline.order(0))
 
 
+def reference_epoch(
+    images: np.ndarray,
+    labels: np.ndarray,
+    seed: int,
+    epoch: int,
+    batch: int,
+    pad: int,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Training epoch `epoch` written out directly, one example at a time: the order is the
+    permutation seeded by the epoch's first seed, example i's draws come from the hash of (the
+    epoch's second seed, i), each image is zero-padded, cut at its offset, mirrored, scaled."""
+    order_seed, key = epoch_seeds(seed, epoch)
+    order = np.random.default_rng(order_seed).permutation(len(images))
+    uniforms = example_uniforms(key, order)
+    offsets = np.floor(uniforms[:, DRAW_SLOTS - 3 : DRAW_SLOTS - 1] * (2 * pad + 1)).astype(int)
+    flips = uniforms[:, DRAW_SLOTS - 1] < 0.5
+    mean32, std32 = np.array(mean, np.float32), np.array(std, np.float32)
+    out = []
+    for start in range(0, len(order) - batch + 1, batch):
+        rows = []
+        for position in range(start, start + batch):
+            image = padded_reference(images[order[position]], pad, offsets[position])
+            image = image[:, ::-1] if flips[position] else image
+            rows.append(image.astype(np.float32) * (1.0 / (255.0 * std32)) - mean32 / std32)
+        out.append((np.stack(rows), labels[order[start : start + batch]].astype(np.int32)))
+    return out
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+def test_batches_equal_a_direct_reference(shards: int) -> None:
+    """The batched in-memory path (one gather, vectorised draws, batch crop, flip and
+    normalisation) gives exactly what the example-at-a-time reference gives; a shard's
+    batches are its slices of the reference's global batches."""
+    split = memory_split(45)
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.5)
+    augment = Augment(random_crop_padding=3, horizontal_flip=True)
+    expected = reference_epoch(split.images, split.labels, 11, 4, 8, 3, mean, std)
+    local = 8 // shards
+    for index in range(shards):
+        pipeline = Pipeline(
+            split,
+            SHAPE,
+            local,
+            train=True,
+            augment=augment,
+            normalize=Normalize(mean, std),
+            seed=11,
+            shard=(index, shards),
+        )
+        batches = collect(pipeline, 4)
+        assert len(batches) == len(expected) == 5
+        for got, (images, labels) in zip(batches, expected, strict=True):
+            part = slice(index * local, (index + 1) * local)
+            np.testing.assert_array_equal(got.images, images[part])
+            np.testing.assert_array_equal(got.labels, labels[part])
+            assert got.mask.tolist() == [1.0] * local
+
+
+def test_an_examples_draws_depend_on_seed_epoch_and_index_only() -> None:
+    """The same example gets the same draws whatever batch size it is read in."""
+    augment = Augment(random_crop_padding=2, random_resized_crop=(0.3, 1.0), horizontal_flip=True)
+    small = Pipeline(memory_split(), SHAPE, 2, train=True, augment=augment, seed=5)
+    large = Pipeline(memory_split(), SHAPE, 25, train=True, augment=augment, seed=5)
+    indices = np.array([7, 3, 41])
+    a, b = small.draws(2, indices, SHAPE[:2]), large.draws(2, indices[::-1], SHAPE[:2])
+    assert np.array_equal(a.offsets, b.offsets[::-1]) and np.array_equal(a.flips, b.flips[::-1])
+    assert np.array_equal(a.boxes, b.boxes[::-1])
+    assert not np.array_equal(a.boxes, small.draws(3, indices, SHAPE[:2]).boxes)
+
+
 # --------------------------------------------------------------------------- coverage
 
 
@@ -191,7 +282,7 @@ def test_image_folder_augmentation_cuts_the_full_size_file(tmp_path: Path) -> No
         with Image.open((split.paths or [])[index]) as image:
             return image.height, image.width
 
-    draws = epoch_draws(pipeline, 2, augment, size)
+    draws = epoch_draws(pipeline, 2, size)
     for row, index in enumerate(pipeline.batch_indices(2, 0)):
         with Image.open((split.paths or [])[index]) as image:
             source = image.convert("RGB")
@@ -243,7 +334,7 @@ def step_draws(pipeline: Pipeline, epoch: int, augment: Augment):
     indices = pipeline.batch_indices(epoch, 0)
     images = pipeline.split.images
     assert images is not None
-    return indices, images[indices], epoch_draws(pipeline, epoch, augment)[: len(indices)]
+    return indices, images[indices], epoch_draws(pipeline, epoch)[: len(indices)]
 
 
 def test_random_crop_with_padding_shifts_content() -> None:
@@ -322,17 +413,17 @@ def test_random_resized_crop(tmp_path: Path) -> None:
 
 
 def test_crop_boxes_follow_scale_and_aspect() -> None:
-    augment = Augment(random_resized_crop=(0.25, 0.5))
-    boxes = [draw(np.random.default_rng(i), augment, (200, 300)).box for i in range(2000)]
-    top, left, height, width = np.array(boxes).T
+    uniforms = np.random.default_rng(0).random((2000, DRAW_SLOTS - 3))
+    boxes = crop_boxes(uniforms, np.array([[200, 300]] * 2000), (0.25, 0.5))
+    top, left, height, width = boxes.T
     area = height * width / (200 * 300)
     assert area.min() > 0.24 and area.max() < 0.51
     aspect = width / height
     assert aspect.min() > 0.74 and aspect.max() < 1.35
     assert (top + height).max() <= 200 and (left + width).max() <= 300
     assert top.min() == 0 and left.min() == 0  # placement covers the edges
-    narrow = draw(np.random.default_rng(5), Augment(random_resized_crop=(1.0, 1.0)), (100, 10))
-    assert narrow.box == (43, 0, 13, 10)  # fallback: centred, aspect 3/4
+    narrow = crop_boxes(uniforms[:1], np.array([[100, 10]]), (1.0, 1.0))
+    assert narrow[0].tolist() == [43, 0, 13, 10]  # fallback: centred, aspect 3/4
 
 
 def test_full_area_crop_is_the_whole_image() -> None:
@@ -352,7 +443,7 @@ def test_draws_are_uniform_and_differ_by_epoch() -> None:
     pipeline = Pipeline(memory_split(5000), SHAPE, 50, train=True, augment=augment, seed=7)
     by_example = []
     for epoch in (0, 1):
-        draws = epoch_draws(pipeline, epoch, augment)
+        draws = epoch_draws(pipeline, epoch)
         offsets = np.array([d.offset for d in draws])
         shares = np.bincount(offsets.ravel(), minlength=5) / offsets.size
         assert np.abs(shares - 0.2).max() < 0.02

@@ -42,17 +42,16 @@ from .datasets import (
     _describe,
     _slug,
     open_image,
-    pil_to_array,
 )
 from .pipeline import (
     Augment,
     Batch,
-    Example,
+    BatchBuilder,
+    Draws,
     Pipeline,
-    batch_geometry,
-    draw,
+    Task,
+    crop_and_flip,
     normalise,
-    resized_crop,
     to_pil,
 )
 
@@ -575,72 +574,61 @@ def resize_masks(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class MaskReader:
-    """Example `index`'s image (uint8 (H, W, C)) and mask (int32 (H, W) class indices) at the
-    input size, with its draws from `rng` (grain's per-example generator; None: not augmented)
-    and their resized crop applied to both (`MaskCollate` applies the padded crop and flip);
-    an index past the split is padding (its mask all ignore index). Picklable, for worker
-    processes."""
+class MaskBuilder(BatchBuilder):
+    """`BatchBuilder` for per-pixel data: each example's image and mask (int32 (H, W) class
+    indices) at the input size, the resized crop cutting both (bilinear image, nearest mask),
+    then the padded crops and flips applied to images and masks alike (masks padded with the
+    ignore index), images normalised at the input size, labels int32 (B, H', W') at the
+    output size `label_shape` (nearest neighbour); padding's labels are all ignore index."""
 
-    split: MaskSet
-    shape: ImageShape
-    augment: Augment
-    ignore_index: int
+    label_shape: tuple[int, int] = (1, 1)
+    ignore_index: int = 255
 
-    def __call__(self, index: int, rng: np.random.Generator | None = None) -> Example:
-        index = int(index)
-        height, width = self.shape[:2]
-        if index >= len(self.split):
-            padding = np.full((height, width), self.ignore_index, np.int32)
-            return Example(np.zeros(self.shape, np.uint8), padding, False)
-        if self.split.images is not None and self.split.masks is not None:
-            image = to_pil(self.split.images[index])
-            mask = self.split.masks[index].astype(np.int32)
+    def __call__(self, task: Task) -> Batch:
+        indices = task.indices
+        real = indices[indices >= 0]
+        pixels, masks, draws = self.read_pairs(real, task.key)
+        if draws is not None:
+            pad, offsets, flips = self.augment.random_crop_padding, draws.offsets, draws.flips
+            pixels = crop_and_flip(pixels, pad, offsets, flips)
+            masks = crop_and_flip(masks, pad, offsets, flips, fill=self.ignore_index)
+        images = np.zeros((len(indices), *self.shape), dtype=np.float32)
+        normalise(pixels, self.mean, self.std, out=images[: len(real)])
+        labels = np.full((len(indices), *self.label_shape), self.ignore_index, np.int32)
+        labels[: len(real)] = resize_masks(masks, self.label_shape)
+        return Batch(images, labels, (indices >= 0).astype(np.float32))
+
+    def read_pairs(
+        self, indices: np.ndarray, key: int | None
+    ) -> tuple[np.ndarray, np.ndarray, Draws | None]:
+        """uint8 (b, H, W, C) images and int32 (b, H, W) masks of examples `indices` at the
+        input size, resized-cropped, and their draws (None without `key`)."""
+        size = self.shape[:2]
+        split = self.split
+        if split.images is not None and split.masks is not None:
+            images = [to_pil(image) for image in split.images[indices]]
+            masks = list(split.masks[indices].astype(np.int32))
         else:
-            image = open_image((self.split.paths or [])[index], self.shape[2])
-            mask_path = (self.split.mask_paths or [])[index]
-            mask = read_mask(mask_path)
-            if mask.shape != (image.height, image.width):
-                raise SpecError(
-                    f"the mask is {mask.shape[1]}x{mask.shape[0]} pixels but its image is "
-                    f"{image.width}x{image.height}",
-                    path=str(mask_path),
-                )
-        chosen = draw(rng, self.augment, mask.shape) if rng is not None else None
-        box = (0, 0, image.height, image.width)
-        if chosen is not None and chosen.box is not None:
-            box = chosen.box
-            image = resized_crop(image, box, self.shape)
-        elif image.size != (width, height):
-            image = image.resize((width, height), Image.Resampling.BILINEAR)
-        pixels = pil_to_array(image, self.shape[2])
-        labels = nearest_crop(mask, box, (height, width)).astype(np.int32, copy=False)
-        return Example(pixels, labels, True, chosen)
-
-
-@dataclass(frozen=True)
-class MaskCollate:
-    """grain's `batch_fn` for per-pixel data: the padded crops and flips applied to images and
-    masks alike (masks padded with the ignore index), images normalised at the input size,
-    labels int32 (B, H', W') at the output size `label_shape` (nearest neighbour)."""
-
-    shape: ImageShape
-    label_shape: tuple[int, int]
-    pad: int
-    ignore_index: int
-    mean: np.ndarray
-    std: np.ndarray
-
-    def __call__(self, examples: Sequence[Example]) -> Batch:
-        real = np.array([example.real for example in examples])
-        pixels = batch_geometry(examples, np.stack([e.pixels for e in examples]), self.pad)
-        images = np.empty((len(examples), *self.shape), dtype=np.float32)
-        normalise(pixels, self.mean, self.std, images)
-        images[~real] = 0.0
-        masks = np.stack([example.label for example in examples])
-        masks = batch_geometry(examples, masks, self.pad, fill=self.ignore_index)
-        labels = resize_masks(masks, self.label_shape).astype(np.int32, copy=False)
-        return Batch(images, labels, real.astype(np.float32))
+            paths, mask_paths = split.paths or [], split.mask_paths or []
+            images = [open_image(paths[int(i)], self.shape[2]) for i in indices]
+            masks = [read_mask(mask_paths[int(i)]) for i in indices]
+            for index, image, mask in zip(indices, images, masks, strict=True):
+                if mask.shape != (image.height, image.width):
+                    raise SpecError(
+                        f"the mask is {mask.shape[1]}x{mask.shape[0]} pixels but its image is "
+                        f"{image.width}x{image.height}",
+                        path=str(mask_paths[int(index)]),
+                    )
+        sources = np.array([mask.shape for mask in masks], dtype=np.int64).reshape(-1, 2)
+        draws = None if key is None else self.draws(key, indices, sources)
+        boxes = draws.boxes if draws is not None else None
+        if boxes is None:
+            boxes = np.concatenate([np.zeros_like(sources), sources], axis=1)
+        pixels = self.stack(images, list(boxes), len(indices))
+        labels = np.empty((len(indices), *size), dtype=np.int32)
+        for row, (mask, box) in enumerate(zip(masks, boxes, strict=True)):
+            labels[row] = nearest_crop(mask, box, size)
+        return pixels, labels, draws
 
 
 class MaskPipeline(Pipeline):
@@ -661,14 +649,10 @@ class MaskPipeline(Pipeline):
         self.ignore_index = ignore_index
         super().__init__(split, image_shape, batch_size, **options)
 
-    def make_reader(self, split: Any, shape: ImageShape, augment: Augment) -> MaskReader:
-        return MaskReader(split, shape, augment, self.ignore_index)
-
-    def make_collate(
-        self, shape: ImageShape, augment: Augment, mean: np.ndarray, std: np.ndarray
-    ) -> MaskCollate:
-        pad = augment.random_crop_padding
-        return MaskCollate(shape, self.label_shape, pad, self.ignore_index, mean, std)
+    def make_builder(
+        self, split: Any, shape: ImageShape, augment: Augment, mean: np.ndarray, std: np.ndarray
+    ) -> MaskBuilder:
+        return MaskBuilder(split, shape, augment, mean, std, self.label_shape, self.ignore_index)
 
 
 # --------------------------------------------------------------------------- samples
