@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .errors import SpecError
 
@@ -212,6 +212,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--dtype", choices=DTYPES, default="float32", help="compute dtype")
     add_set_option(bench, "override a spec variable")
     bench.add_argument("--json", action="store_true", help="print the result as JSON")
+    bench.add_argument(
+        "--memory-only",
+        action="store_true",
+        help="compile the train step without running it and print its memory (XLA's analysis)",
+    )
+    bench.add_argument(
+        "--batches",
+        metavar="B1,B2,...",
+        help="with --memory-only: the batch sizes to compile at (default: --batch)",
+    )
 
     export = commands.add_parser(
         "export", help="write a trained run or a spec as ONNX, StableHLO or Flax with weights"
@@ -625,9 +635,12 @@ def run_bench(args: argparse.Namespace) -> int:
 
     if args.batch < 1 or args.steps < 1:
         raise SpecError("--batch and --steps must be at least 1")
-    result = bench(
-        compile_with(args.spec, args.overrides), args.batch, args.steps, dtype=args.dtype
-    )
+    if args.batches is not None and not args.memory_only:
+        raise SpecError("--batches goes with --memory-only", hint="add --memory-only")
+    compiled = compile_with(args.spec, args.overrides)
+    if args.memory_only:
+        return bench_memory(compiled, args)
+    result = bench(compiled, args.batch, args.steps, dtype=args.dtype)
     if args.json:
         print(json.dumps(result.to_json(), indent=1))
         return 0
@@ -638,6 +651,73 @@ def run_bench(args: argparse.Namespace) -> int:
         f"{mfu}); inference {result.inference_ms:.1f} ms ({result.inference_images_per_sec:,.0f}"
         f" images/s); compile {result.compile_s:.1f} s"
     )
+    if result.memory is not None:
+        memory = result.memory
+        of_device = (
+            f" of {result.device_memory_bytes / 1e6:,.0f} MB on the device"
+            if result.device_memory_bytes
+            else ""
+        )
+        print(
+            f"train step memory (XLA's analysis): peak {memory['peak_bytes'] / 1e6:,.1f} MB"
+            f"{of_device}; parameters and optimizer state {memory['state_bytes'] / 1e6:,.1f} MB,"
+            f" activations and temporaries {memory['temp_bytes'] / 1e6:,.1f} MB"
+        )
+    return 0
+
+
+def parse_batches(text: str) -> list[int]:
+    try:
+        batches = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        batches = []
+    if not batches or min(batches) < 1:
+        raise SpecError(
+            f"--batches {text!r}: give batch sizes of at least 1, comma-separated",
+            hint="e.g. --batches 8,32,128",
+        )
+    return batches
+
+
+def bench_memory(compiled: Any, args: argparse.Namespace) -> int:
+    """`netspec bench --memory-only`: the train step's memory per batch size, compiled only."""
+    from .bench import describe_device, memory_table
+    from .memory import device_memory
+
+    batches = parse_batches(args.batches) if args.batches else [args.batch]
+    table = memory_table(compiled, batches, args.dtype)
+    limit = device_memory()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "spec": compiled.name,
+                    "device": describe_device(),
+                    "dtype": args.dtype,
+                    "device_memory_bytes": limit,
+                    "batches": [
+                        {"batch": batch, **(memory.to_json() if memory else {"peak_bytes": None})}
+                        for batch, memory in table
+                    ],
+                },
+                indent=1,
+            )
+        )
+        return 0
+    device = f"{limit / 1e6:,.0f} MB" if limit else "no memory limit reported"
+    print(
+        f"{compiled.name} train step on {describe_device()} ({device}), {args.dtype}, "
+        "XLA's memory analysis (compiled, not run):"
+    )
+    print(f"{'batch':>7} {'peak MB':>10} {'arguments MB':>13} {'temporaries MB':>15}")
+    for batch, memory in table:
+        if memory is None:
+            print(f"{batch:>7} {'out of memory':>10}")
+            continue
+        print(
+            f"{batch:>7} {memory.peak_bytes / 1e6:>10,.1f} {memory.argument_bytes / 1e6:>13,.1f}"
+            f" {memory.temp_bytes / 1e6:>15,.1f}"
+        )
     return 0
 
 

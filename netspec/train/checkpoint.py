@@ -93,12 +93,40 @@ def _options(**options: Any) -> Any:
 
 def _save(manager: Any, step: int, args: Any, metrics: dict[str, Any] | None = None) -> None:
     """Save `step`, replacing one saved at the same step (a stop at an epoch's last step,
-    then the epoch's end after --resume)."""
+    then the epoch's end after --resume). The old one is moved aside first and deleted only
+    once the new one is complete, so an interrupt in between loses nothing
+    (`_recover_replaced` puts it back)."""
+    aside = _replaced_path(Path(manager.directory), step)
     if step in manager.all_steps():
-        shutil.rmtree(Path(manager.directory) / str(step), ignore_errors=True)
+        shutil.rmtree(aside, ignore_errors=True)
+        (Path(manager.directory) / str(step)).rename(aside)
         manager.reload()
     manager.save(step, args=args, metrics=metrics, force=True)
     manager.wait_until_finished()
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+REPLACED_SUFFIX = ".replaced"
+"""`checkpoints.<step>.replaced`, beside the checkpoints folder: a step being saved again."""
+
+
+def _replaced_path(directory: Path, step: int) -> Path:
+    return directory.parent / f"{directory.name}.{step}{REPLACED_SUFFIX}"
+
+
+def _recover_replaced(directory: Path) -> None:
+    """After an interrupted `_save`: a step moved aside whose new save did not complete goes
+    back; one whose new save completed is deleted."""
+    for aside in directory.parent.glob(f"{directory.name}.*{REPLACED_SUFFIX}"):
+        step = aside.name[len(directory.name) + 1 : -len(REPLACED_SUFFIX)]
+        if not step.isdigit():
+            continue
+        target = directory / step
+        if target.is_dir():
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            directory.mkdir(parents=True, exist_ok=True)
+            aside.rename(target)
 
 
 class Checkpoints:
@@ -124,6 +152,7 @@ class Checkpoints:
                 policies.BestN(get_metric_fn=rank, n=1, keep_checkpoints_without_metrics=False),
             ]
         )
+        _recover_replaced((Path(run_dir) / "checkpoints").absolute())
         self.manager = ocp.CheckpointManager(
             (Path(run_dir) / "checkpoints").absolute(),
             options=_options(preservation_policy=keep, best_fn=rank, best_mode="max"),
@@ -200,6 +229,8 @@ class LegacyCheckpoints(Checkpoints):
 
         self.ocp = ocp
         root = (Path(run_dir) / "checkpoints").absolute()
+        for folder in (root / "latest", root / "best"):
+            _recover_replaced(folder)
         self.latest = ocp.CheckpointManager(
             root / "latest", options=_options(preservation_policy=policies.LatestN(KEEP_LATEST))
         )

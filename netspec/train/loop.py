@@ -546,6 +546,8 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
             dataset.class_names,
             own_spec=options.run_config is not None,
         )
+    # a run directory made by this run is removed if its first step runs out of memory
+    fresh = parallel.is_main and (options.out is None or not options.out.exists())
     if parallel.is_main:
         for warning in compiled.report.warnings:
             say(f"warning: {warning}")
@@ -682,6 +684,7 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
     taken = 0
     progress: Progress | None = None
     pace = Pace()
+    exhausted: BaseException | None = None
     try:
         with SignalFlag() as flag:
             while epoch < config.epochs:
@@ -744,13 +747,58 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
                 )
                 last = record
         say_skipped(dataset.skipped, "image/mask pair" if task.per_pixel else "image")
+    except Exception as error:
+        from ..memory import is_out_of_memory
+
+        if not is_out_of_memory(error):
+            raise
+        exhausted = error  # told once the run's files are closed
     finally:
         if progress is not None:  # a second Ctrl-C: leave no half-drawn bar
             progress.close()
         if board is not None:
             board.close()
         checkpoints.close()
+    if exhausted is not None:
+        raise train_out_of_memory(
+            exhausted, train_step, config.batch_size, out, remove=fresh and taken == 0
+        ) from None
     return last
+
+
+def train_out_of_memory(
+    error: BaseException, step: Announced, batch: int, out: Path, remove: bool
+) -> SpecError:
+    """The message for a train step that ran out of device memory: what it needs (XLA's
+    analysis), what the device has, a batch that fits; the run directory is removed when this
+    run made it and took no step, else the message says how to rerun it."""
+    import jax
+
+    from ..memory import device_memory, fitting_batch, lowered_at, out_of_memory, step_memory
+
+    available = device_memory()
+    needed, smaller = None, None
+    if step.args is not None and jax.device_count() == 1:
+        state, *batch_args = step.args
+
+        def measure(size: int) -> Any:
+            try:
+                return step_memory(lowered_at(step.step, state, tuple(batch_args), size).compile())
+            except Exception:  # a suggestion only
+                return None
+
+        needed = step_memory(step.compiled) if step.compiled is not None else measure(batch)
+        smaller = fitting_batch(measure, batch, available) if available else None
+    if remove:
+        import shutil
+
+        shutil.rmtree(out, ignore_errors=True)
+        extra = f"{out} was removed (no step was taken)"
+    elif (out / "config.json").exists() and not any((out / "checkpoints").glob("*/**/*")):
+        extra = f"{out} holds no checkpoint: rerun with --out {out} --overwrite"
+    else:
+        extra = f"{out} keeps its checkpoints: continue with netspec train --resume {out}"
+    return out_of_memory(error, batch, needed, available, smaller, extra=extra)
 
 
 class Announced:
@@ -763,16 +811,33 @@ class Announced:
         self.what = what
         self.seconds = 0.0
         """How long compiling took (0 before the first call)."""
+        self.args: tuple[Any, ...] | None = None
+        """The first call's arguments (to compile the step at other batch sizes)."""
+        self.compiled: Any = None
+        """The compiled step (its `memory_analysis()`), once compiled."""
 
     def __call__(self, *args: Any) -> Any:
         lower = getattr(self.step, "lower", None)
         if not self.seconds and lower is not None:
             say(f"compiling the {self.what} step...")
             started = time.perf_counter()
-            lower(*args).compile()
+            self.args = shapes_of(args)
+            self.compiled = lower(*args).compile()
             self.seconds = max(time.perf_counter() - started, 1e-9)
             say(f"compiled in {self.seconds:.1f} s")
         return self.step(*args)
+
+
+def shapes_of(tree: Any) -> Any:
+    """`tree` with its arrays as shapes and dtypes (a donated buffer is gone after the step)."""
+    import jax
+
+    return jax.tree_util.tree_map(
+        lambda leaf: (
+            jax.ShapeDtypeStruct(leaf.shape, leaf.dtype) if hasattr(leaf, "dtype") else leaf
+        ),
+        tree,
+    )
 
 
 class Pace:
