@@ -7,6 +7,7 @@ overridden from the command line with `--set training.learning_rate=0.1` (dotted
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -39,6 +40,24 @@ Fraction = Annotated[Number, Field(ge=0, lt=1)]
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "nadam", "rmsprop", "adagrad", "lamb", "lion", "lars")
 """optax optimizers by their optax name; each takes `learning_rate` plus its own options."""
+
+
+MAX_AUTO_WORKERS = 8
+"""`workers: auto` uses one thread per available core up to this many (decoding and augmenting
+release the GIL in Pillow and NumPy; beyond this the step, not the data, is the limit on CPU)."""
+
+
+def worker_count(workers: int | str) -> int:
+    """The data threads `training.workers` asks for: its number, or for `auto` one per CPU
+    core this process may run on (its affinity mask, not the machine's count), 1 to
+    MAX_AUTO_WORKERS."""
+    if workers != "auto":
+        return int(workers)
+    if hasattr(os, "sched_getaffinity"):
+        cores = len(os.sched_getaffinity(0))
+    else:  # macOS, Windows
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_AUTO_WORKERS))
 
 
 class Strict(BaseModel):
@@ -173,7 +192,11 @@ class TrainingConfig(Strict):
     normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
     data: str | None = Field(None, description="default data source when --data is not given")
     val_fraction: Annotated[Number, Field(gt=0, lt=1)] = 0.1
-    workers: Annotated[Integer, Field(ge=0)] = 2
+    workers: Annotated[Integer, Field(ge=0)] | Literal["auto"] = Field(
+        "auto",
+        description="background data threads: a number (0: on the training thread), or auto: "
+        f"one per available CPU core, at most {MAX_AUTO_WORKERS}",
+    )
     freeze: list[str] | FreezeUntil | Literal["backbone"] | None = Field(
         None,
         description="rows whose parameters do not train (batch norm in them uses its running "

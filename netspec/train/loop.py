@@ -517,6 +517,7 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
     from ..fileio import atomic_write_text
     from . import artifacts
     from .checkpoint import Checkpoints
+    from .config import worker_count
     from .finetune import (
         describe_groups,
         freeze_batchnorm,
@@ -586,7 +587,7 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
 
     if parallel.is_main and not options.resume:
         task.save_samples(dataset.val, dataset.class_names, out / "samples")
-    workers = config.workers if options.workers is None else options.workers
+    workers = worker_count(config.workers) if options.workers is None else options.workers
     augment = Augment(
         config.augment.random_crop,
         tuple(config.augment.random_resized_crop) if config.augment.random_resized_crop else None,
