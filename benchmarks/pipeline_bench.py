@@ -16,9 +16,11 @@ copies of the module given by `--extra` (a saved pipeline.py, imported the same 
   noise, so they decode like photographs), random resized crop (area 0.08-1) and flip,
   normalised, batches of 32.
 
-Each round times one training epoch per (case, workers, implementation) after one warm-up
-epoch, the implementations alternating in a rotating order; the table gives the median round's
-images/s of each and its ratio to before (the median of the per-round ratios).
+Each round times `--epochs-per-round` training epochs in a row (a pipeline that keeps its
+worker processes for a run starts them once in that time) per (case, workers,
+implementation) after one warm-up epoch, the implementations alternating in a rotating
+order; the table gives the median round's images/s of each and its ratio to before (the
+median of the per-round ratios).
 """
 
 from __future__ import annotations
@@ -68,9 +70,11 @@ def source_module(source: str, name: str, folder: Path) -> ModuleType:
 
 
 def write_jpegs(root: Path, count: int, size: int = 224, classes: int = 5) -> Path:
-    """`count` size x size JPEG photos in `classes` class folders under `root`."""
+    """`count` JPEG photos in `classes` class folders under `root`, `size` pixels wide and
+    3/4 of that high (224: square, as before)."""
     rng = np.random.default_rng(0)
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    height = size if size == 224 else size * 3 // 4
+    ys, xs = np.mgrid[0:height, 0:size].astype(np.float32)
     for i in range(count):
         folder = root / f"class_{i % classes}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -80,7 +84,7 @@ def write_jpegs(root: Path, count: int, size: int = 224, classes: int = 5) -> Pa
             127 + 80 * np.sin(xs * freq[c, 0] + phase[c, 0]) * np.cos(ys * freq[c, 1] + phase[c, 1])
             for c in range(3)
         ]
-        pixels = np.stack(channels, -1) + rng.normal(0, 12, size=(size, size, 3))
+        pixels = np.stack(channels, -1) + rng.normal(0, 12, size=(height, size, 3))
         image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
         image.save(folder / f"photo_{i:05d}.jpg", quality=90)
     return root
@@ -111,10 +115,17 @@ def make_pipeline(
     )
 
 
-def epoch_rate(pipeline, epoch: int) -> float:
-    """Images per second over one whole training epoch."""
+def epoch_rate(pipeline, first: int, epochs: int = 1) -> float:
+    """Images per second over `epochs` whole training epochs in a row from `first`. A pipeline
+    that can keep its worker processes (`keep_workers`) starts them inside the timed region,
+    once for the `epochs`, so each round pays one start as the others pay one per epoch."""
     start = time.perf_counter()
-    images = sum(len(batch.labels) for batch in pipeline.epoch(epoch))
+    if hasattr(pipeline, "keep_workers"):
+        pipeline.close()
+        pipeline.keep_workers(first + epochs)
+    images = 0
+    for epoch in range(first, first + epochs):
+        images += sum(len(batch.labels) for batch in pipeline.epoch(epoch))
     return images / (time.perf_counter() - start)
 
 
@@ -127,7 +138,13 @@ def main() -> None:
     parser.add_argument("--cifar-images", type=int, default=10_000)
     parser.add_argument("--jpegs", type=int, default=320)
     parser.add_argument(
+        "--jpeg-size", type=int, default=224, help="photo width (224: 224x224, else 4:3)"
+    )
+    parser.add_argument(
         "--processes", action="store_true", help="also time worker processes (workers > 0)"
+    )
+    parser.add_argument(
+        "--epochs-per-round", type=int, default=1, help="epochs timed in a row per round"
     )
     parser.add_argument(
         "--extra",
@@ -152,11 +169,12 @@ def main() -> None:
             images = rng.integers(0, 256, (args.cifar_images, 32, 32, 3), dtype=np.uint8)
             data["cifar"] = ImageSet(images, None, rng.integers(0, 10, args.cifar_images))
         if "folder" in args.cases:
-            folder = write_jpegs(Path(tmp) / "photos", args.jpegs)
+            folder = write_jpegs(Path(tmp) / "photos", args.jpegs, args.jpeg_size)
             data["folder"] = load_dataset(folder, (224, 224, 3), val_fraction=0.0).train
         print(
             f"{os.cpu_count()} CPUs; before = {args.before_rev}; "
-            f"cifar {args.cifar_images:,} images, folder {args.jpegs} JPEGs"
+            f"cifar {args.cifar_images:,} images, folder {args.jpegs} JPEGs "
+            f"{args.jpeg_size} pixels wide"
         )
         keys = [(case, workers) for case in args.cases for workers in args.workers]
         if args.processes:
@@ -176,9 +194,12 @@ def main() -> None:
             shift = round_ % len(names)
             for case, workers in keys:
                 for name in names[shift:] + names[:shift]:
-                    rate = epoch_rate(pipelines[case, workers, name], 1 + round_)
+                    first = 1 + round_ * args.epochs_per_round
+                    rate = epoch_rate(pipelines[case, workers, name], first, args.epochs_per_round)
                     rates.setdefault((case, workers, name), []).append(rate)
             print(f"round {round_ + 1}/{args.rounds} done", file=sys.stderr)
+        for pipeline in pipelines.values():
+            getattr(pipeline, "close", lambda: None)()
 
     others = names[1:]
     header = " | ".join(f"{name} images/s | {name} / before" for name in others)

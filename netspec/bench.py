@@ -1,7 +1,8 @@
 """`netspec bench`: time the compiled train step (and inference) on synthetic data.
 
 The step is the one `netspec train` runs (forward, loss with auxiliary heads, backward, SGD
-with momentum, batch-norm statistics; buffers donated); a per-pixel network (output H x W x K)
+with momentum, batch-norm statistics; buffers donated; rows recomputed in the backward pass
+where the compiled spec's `remat` says so, as `--remat`); a per-pixel network (output H x W x K)
 gets random per-pixel labels and the per-pixel step. Each timed step waits for its result,
 so a step's time is what the device spent on it; the median over the timed steps is reported.
 """
@@ -52,6 +53,8 @@ class BenchResult:
     """The train step's XLA memory analysis (`StepMemory.to_json`) and `state_bytes`, the
     parameters, batch-norm statistics and optimizer state."""
     device_memory_bytes: int | None = None
+    remat: str | None = None
+    """`--remat`: rows or blocks recomputed in the backward pass (`netspec.remat`); None: off."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -236,6 +239,7 @@ def timed_bench(
         mfu=flops / median / peak if peak else None,
         memory={**memory.to_json(), "state_bytes": state_bytes} if memory else None,
         device_memory_bytes=device_memory(),
+        remat=compiled.remat,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -21,6 +22,16 @@ def add_set_option(parser: argparse.ArgumentParser, text: str) -> None:
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE", help=text
     )
+
+
+def batch_size_argument(text: str) -> int | str:
+    """`--batch-size`: a whole number, or auto."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number or auto, got {text!r}") from None
 
 
 def version_line() -> str:
@@ -50,6 +61,7 @@ class PrintVersion(argparse.Action):
 
 def build_parser() -> argparse.ArgumentParser:
     from .compiled import DTYPES
+    from .remat import REMAT_MODES
 
     parser = argparse.ArgumentParser(
         prog="netspec",
@@ -122,7 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a YAML file of training options (over the spec's `training:`)",
     )
     train.add_argument("--epochs", type=int, help="shorthand for --set training.epochs=N")
-    train.add_argument("--batch-size", type=int, help="shorthand for --set training.batch_size=N")
+    train.add_argument(
+        "--batch-size",
+        type=batch_size_argument,
+        metavar="N",
+        help="shorthand for --set training.batch_size=N (or auto: the largest that fits)",
+    )
     train.add_argument(
         "--resume",
         action="store_true",
@@ -210,6 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
     bench.add_argument("--steps", type=int, default=20, help="timed steps (default 20)")
     bench.add_argument("--dtype", choices=DTYPES, default="float32", help="compute dtype")
+    bench.add_argument(
+        "--remat",
+        choices=REMAT_MODES,
+        help="recompute activations in the backward pass (as training.remat): blocks (each "
+        "block row) or rows (every row)",
+    )
     add_set_option(bench, "override a spec variable")
     bench.add_argument("--json", action="store_true", help="print the result as JSON")
     bench.add_argument(
@@ -638,6 +661,8 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.batches is not None and not args.memory_only:
         raise SpecError("--batches goes with --memory-only", hint="add --memory-only")
     compiled = compile_with(args.spec, args.overrides)
+    if args.remat:
+        compiled = dataclasses.replace(compiled, remat=args.remat)
     if args.memory_only:
         return bench_memory(compiled, args)
     result = bench(compiled, args.batch, args.steps, dtype=args.dtype)
@@ -645,8 +670,9 @@ def run_bench(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_json(), indent=1))
         return 0
     mfu = f", MFU {result.mfu:.1%}" if result.mfu is not None else ""
+    remat = f", remat {args.remat}" if args.remat else ""
     print(
-        f"{result.spec} on {result.device}, batch {result.batch}, {result.dtype}: "
+        f"{result.spec} on {result.device}, batch {result.batch}, {result.dtype}{remat}: "
         f"train {result.ms_per_step:.1f} ms/step ({result.images_per_sec:,.0f} images/s"
         f"{mfu}); inference {result.inference_ms:.1f} ms ({result.inference_images_per_sec:,.0f}"
         f" images/s); compile {result.compile_s:.1f} s"
@@ -694,6 +720,7 @@ def bench_memory(compiled: Any, args: argparse.Namespace) -> int:
                     "spec": compiled.name,
                     "device": describe_device(),
                     "dtype": args.dtype,
+                    "remat": compiled.remat,
                     "device_memory_bytes": limit,
                     "batches": [
                         {"batch": batch, **(memory.to_json() if memory else {"peak_bytes": None})}
@@ -705,8 +732,9 @@ def bench_memory(compiled: Any, args: argparse.Namespace) -> int:
         )
         return 0
     device = f"{limit / 1e6:,.0f} MB" if limit else "no memory limit reported"
+    remat = f", remat {compiled.remat}" if compiled.remat else ""
     print(
-        f"{compiled.name} train step on {describe_device()} ({device}), {args.dtype}, "
+        f"{compiled.name} train step on {describe_device()} ({device}), {args.dtype}{remat}, "
         "XLA's memory analysis (compiled, not run):"
     )
     print(f"{'batch':>7} {'peak MB':>10} {'arguments MB':>13} {'temporaries MB':>15}")

@@ -27,7 +27,9 @@ class Compiled:
 
     `summary` is the `netspec compile --json` object. `build()` returns the `flax.nnx.Module`;
     `source()` the Python it runs; `source(standalone=True)` the same as a self-contained file.
-    `dtype` is the compute dtype (None: as the inputs), `param_dtype` the parameters' dtype.
+    `dtype` is the compute dtype (None: as the inputs), `param_dtype` the parameters' dtype;
+    `remat` ("rows" or "blocks", None: off) checkpoints the built network's row calls
+    (`netspec.remat`).
     """
 
     graph: Graph
@@ -37,6 +39,7 @@ class Compiled:
     tree: SpecTree
     dtype: str | None = None
     param_dtype: str = "float32"
+    remat: str | None = None
 
     @property
     def summary(self) -> Summary:
@@ -88,11 +91,15 @@ class Compiled:
         exec(builtins.compile(text, filename, "exec"), namespace)
         return namespace[network]
 
-    def build(self, seed: int = 0, dtype: Any = None, param_dtype: Any = None) -> Any:
+    def build(
+        self, seed: int = 0, dtype: Any = None, param_dtype: Any = None, remat: str | None = None
+    ) -> Any:
         """The Flax NNX module, parameters initialised from `seed`.
 
-        `dtype` (compute) and `param_dtype` (storage) default to the compiled spec's.
-        Initialisation is one jitted program, so building costs one compilation.
+        `dtype` (compute) and `param_dtype` (storage) default to the compiled spec's, `remat`
+        to `self.remat` (`netspec.remat.apply_remat`: the same parameters, rows recomputed in
+        the backward pass). Initialisation is one jitted program, so building costs one
+        compilation.
         """
         import jax
         from flax import nnx
@@ -111,7 +118,13 @@ class Compiled:
             lambda key: nnx.state(create(key)),
             compiler_options={"xla_backend_optimization_level": 0},
         )
-        return nnx.merge(graphdef, initialise(jax.random.key(seed)))
+        model = nnx.merge(graphdef, initialise(jax.random.key(seed)))
+        remat = remat or self.remat
+        if remat:
+            from .remat import apply_remat
+
+            apply_remat(model, self, remat)
+        return model
 
 
 class Summary(dict):

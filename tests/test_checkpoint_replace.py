@@ -6,7 +6,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from netspec.train.checkpoint import _options, _recover_replaced, _save
+from netspec.train.checkpoint import _options, _recover_replaced, _Writer
 
 
 def manager(folder):
@@ -26,7 +26,9 @@ def restored(folder, step: int) -> float:
 def test_an_interrupted_replacement_keeps_the_old_checkpoint(tmp_path):
     folder = tmp_path / "checkpoints"
     first = manager(folder)
-    _save(first, 5, saved(1.0))
+    writer = _Writer(first)
+    writer.save(5, saved(1.0))
+    writer.finish()  # written in the background until now
     first.close()
 
     second = manager(folder)
@@ -36,7 +38,7 @@ def test_an_interrupted_replacement_keeps_the_old_checkpoint(tmp_path):
 
     second.save = interrupted
     with pytest.raises(KeyboardInterrupt):
-        _save(second, 5, saved(2.0))
+        _Writer(second).save(5, saved(2.0))
     assert not (folder / "5").exists()  # moved aside, the new one never finished
 
     _recover_replaced(folder.absolute())  # what opening the run's checkpoints does
@@ -46,9 +48,10 @@ def test_an_interrupted_replacement_keeps_the_old_checkpoint(tmp_path):
 
 def test_a_completed_replacement_drops_the_old_one(tmp_path):
     folder = tmp_path / "checkpoints"
-    with manager(folder) as m:
-        _save(m, 5, saved(1.0))
-    with manager(folder) as m:
-        _save(m, 5, saved(2.0))
+    for value in (1.0, 2.0):
+        with manager(folder) as m:
+            writer = _Writer(m)
+            writer.save(5, saved(value))
+            writer.finish()
     assert restored(folder, 5) == 2.0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoints"]

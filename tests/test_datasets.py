@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from netspec.errors import SpecError
+from netspec.train import datasets as datasets_module
 from netspec.train.datasets import (
     LEGACY_SPLIT,
     SPLIT,
@@ -26,6 +27,7 @@ from netspec.train.datasets import (
     run_split,
     stratified_split,
 )
+from netspec.train.pipeline import Pipeline
 
 CLASSES = ["cat", "dog", "fox"]
 CIFAR_NAMES = ["plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -306,7 +308,29 @@ def test_mnist_torchvision_raw_folder_and_resize(tmp_path: Path) -> None:
     data = load_dataset(tmp_path, (32, 32, 3))
     first = Image.fromarray(arrays["train-images-idx3-ubyte"][0]).convert("RGB")
     expected = np.asarray(first.resize((32, 32), Image.Resampling.BILINEAR))
-    assert np.array_equal(data.train.images[0], expected)
+    assert np.array_equal(pixels_at_model_size(data.train, (32, 32, 3))[0], expected)
+
+
+def test_large_in_memory_data_is_resized_a_batch_at_a_time(tmp_path: Path, monkeypatch) -> None:
+    """Where resizing once would hold more than RESIZED_BYTES, the images keep their size and
+    the pipeline gives the same pixels a batch at a time."""
+    raw = write_cifar(tmp_path / "c")
+    resized_once = load_dataset(tmp_path / "c", (48, 48, 3))
+    assert resized_once.val.images.shape == (4, 48, 48, 3)
+    monkeypatch.setattr(datasets_module, "RESIZED_BYTES", 4 * 48 * 48 * 3 - 1)
+    kept = load_dataset(tmp_path / "c", (48, 48, 3))
+    assert kept.val.images.shape == (4, 32, 32, 3)
+    assert np.array_equal(
+        kept.val.images[2], raw["test_batch"][2].reshape(3, 32, 32).transpose(1, 2, 0)
+    )
+    assert np.array_equal(pixels_at_model_size(kept.val, (48, 48, 3)), resized_once.val.images)
+
+
+def pixels_at_model_size(split: ImageSet, shape: tuple[int, int, int]) -> np.ndarray:
+    """uint8 (N, H, W, C): the split as the evaluation pipeline hands it to a model of `shape`
+    (no normalisation: the pipeline then scales to [0, 1])."""
+    batches = Pipeline(split, shape, batch_size=len(split), train=False).epoch(0)
+    return np.rint(next(iter(batches)).images * 255).astype(np.uint8)
 
 
 def test_truncated_idx(tmp_path: Path) -> None:

@@ -77,7 +77,7 @@ layers:
 training: {batch_size: 4, epochs: 1, workers: 0}
 """
 IGNORE = 255
-TIMING = ("seconds", "images_per_sec")  # what differs between two runs of the same steps
+TIMING = ("seconds", "images_per_sec", "timing")  # what differs between two runs of the same steps
 
 
 def write_spec(folder: Path, text: str = SPEC, name: str = "seg.yaml") -> Path:

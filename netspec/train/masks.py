@@ -624,7 +624,7 @@ class MaskBuilder(BatchBuilder):
         boxes = draws.boxes if draws is not None else None
         if boxes is None:
             boxes = np.concatenate([np.zeros_like(sources), sources], axis=1)
-        pixels = self.stack(images, list(boxes), len(indices))
+        pixels = self.stack(images, list(boxes))
         labels = np.empty((len(indices), *size), dtype=np.int32)
         for row, (mask, box) in enumerate(zip(masks, boxes, strict=True)):
             labels[row] = nearest_crop(mask, box, size)

@@ -33,6 +33,8 @@ in `workers` spawned processes.
 
 from __future__ import annotations
 
+import functools
+import gc
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -43,7 +45,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import SpecError
-from .datasets import ImageSet, ImageShape, open_image, pil_to_array
+from .datasets import ImageSet, ImageShape, open_reduced, pil_to_array
 
 ASPECT_RANGE = (3 / 4, 4 / 3)
 """Aspect ratios (width / height) a random resized crop draws from, log-uniformly."""
@@ -211,9 +213,10 @@ def _centre_boxes(sizes: np.ndarray) -> np.ndarray:
     return np.stack([(height - box_h) // 2, (width - box_w) // 2, box_h, box_w], axis=-1)
 
 
-def resized_crop(image: Image.Image, box: Sequence[int], shape: ImageShape) -> Image.Image:
-    """The (top, left, height, width) `box` of `image` resized bilinearly to `shape`'s (H, W)."""
-    top, left, height, width = (int(n) for n in box)
+def resized_crop(image: Image.Image, box: Sequence[float], shape: ImageShape) -> Image.Image:
+    """The (top, left, height, width) `box` of `image` (pixels; fractions where the image was
+    decoded at reduced size) resized bilinearly to `shape`'s (H, W)."""
+    top, left, height, width = (float(n) for n in box)
     corners = (left, top, left + width, top + height)
     return image.resize((shape[1], shape[0]), Image.Resampling.BILINEAR, box=corners)
 
@@ -290,6 +293,34 @@ class Cut:
 
 
 @dataclass(frozen=True)
+class RunCut:
+    """grain's map from a run-wide batch number to its `Task`, for a dataset of many epochs'
+    batches: number g is this shard's step ``g % steps`` of epoch ``g // steps``, the same
+    `Task` as `Cut` gives for that epoch. Each epoch's order is computed when first needed (a
+    worker keeps the last two). Picklable, for worker processes."""
+
+    seed: int
+    count: int
+    size: int
+    steps: int
+    shard: tuple[int, int]
+    train: bool
+    augmented: bool
+
+    def __call__(self, number: int) -> Task:
+        epoch, step = divmod(int(number), self.steps)
+        order = _train_order(self.seed, epoch, self.count) if self.train else None
+        key = epoch_seeds(self.seed, epoch)[1] if self.augmented else None
+        cut = Cut(order if order is not None else np.arange(self.count), self.size, key)
+        return cut(step * self.shard[1] + self.shard[0])
+
+
+@functools.lru_cache(maxsize=2)
+def _train_order(seed: int, epoch: int, count: int) -> np.ndarray:
+    return epoch_order(seed, epoch, count)
+
+
+@dataclass(frozen=True)
 class BatchBuilder:
     """grain's map from a `Task` to its `Batch`: one gather of the stored images (or each file
     decoded), every example's draws at once, resized crops per example, then the padded crops,
@@ -320,35 +351,53 @@ class BatchBuilder:
 
     def read(self, indices: np.ndarray, key: int | None) -> tuple[np.ndarray, Draws | None]:
         """uint8 (b, H, W, C) of examples `indices` at the input size, resized-cropped, and
-        their draws (None without `key`)."""
+        their draws (None without `key`). Stored images are resized here, a batch at a time,
+        when they are not at the input size (CIFAR-10 at 224x224 would otherwise be held at
+        that size: 7.5 GB instead of 150 MB)."""
         stored = self.split.images
         if stored is not None:
             pixels = stored[indices]
-            if key is None:
-                return pixels, None
-            draws = self.draws(key, indices, self.shape[:2])
-            if draws.boxes is not None:
-                pixels = self.stack(
-                    [to_pil(image) for image in pixels], list(draws.boxes), len(indices)
-                )
+            at_size = pixels.shape[1:3] == self.shape[:2]
+            draws = None if key is None else self.draws(key, indices, pixels.shape[1:3])
+            if draws is not None and draws.boxes is not None:
+                pixels = self.stack([to_pil(image) for image in pixels], list(draws.boxes))
+            elif not at_size:
+                pixels = self.stack([to_pil(image) for image in pixels], None)
             return pixels, draws
         paths = self.split.paths or []
-        images = [open_image(paths[int(i)], self.shape[2]) for i in indices]
+        uniforms = None if key is None else example_uniforms(key, indices)
+        cropped = uniforms is not None and self.augment.random_resized_crop is not None
+        decoded = []
+        for row, index in enumerate(indices):
+            box_of = functools.partial(self.box, uniforms[row]) if cropped else None
+            decoded.append(open_reduced(paths[int(index)], self.shape[2], self.shape[:2], box_of))
+        sizes = np.array([file.size for file in decoded], dtype=np.int64).reshape(-1, 2)
         draws = None
-        if key is not None:
-            sizes = np.array([(image.height, image.width) for image in images]).reshape(-1, 2)
-            draws = self.draws(key, indices, sizes)
-        boxes = list(draws.boxes) if draws is not None and draws.boxes is not None else None
-        return self.stack(images, boxes, len(indices)), draws
+        if uniforms is not None:
+            draws = draw_augmentations(self.augment, uniforms, sizes)
+        boxes = None
+        if draws is not None and draws.boxes is not None:
+            boxes = [box / file.scale for box, file in zip(draws.boxes, decoded, strict=True)]
+        return self.stack([file.image for file in decoded], boxes), draws
+
+    def box(self, uniforms: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """int64 (4,): the random resized crop (top, left, height, width) that an image of
+        upright `size` gets under its draws `uniforms` (DRAW_SLOTS,), as `draw_augmentations`
+        gives it (which decides how far the image can be reduced while decoding)."""
+        sizes = np.array([size], dtype=np.int64)
+        scale = self.augment.random_resized_crop
+        assert scale is not None
+        return crop_boxes(uniforms[None, :_CROP_SLOTS], sizes, scale)[0]
 
     def draws(self, key: int, indices: np.ndarray, source_hw: np.ndarray | Sequence[int]) -> Draws:
         """The draws of examples `indices` under `key`."""
         return draw_augmentations(self.augment, example_uniforms(key, indices), source_hw)
 
-    def stack(self, images: list[Image.Image], boxes: list[Any] | None, count: int) -> np.ndarray:
-        """uint8 (count, H, W, C): `images` resized (their `boxes` cut) to the input size."""
+    def stack(self, images: list[Image.Image], boxes: list[Any] | None) -> np.ndarray:
+        """uint8 (len(images), H, W, C): `images` resized (their (top, left, height, width)
+        `boxes`, in the image's pixels, cut) to the input size."""
         height, width, channels = self.shape
-        out = np.empty((count, *self.shape), dtype=np.uint8)
+        out = np.empty((len(images), *self.shape), dtype=np.uint8)
         for row, image in enumerate(images):
             if boxes is not None:
                 image = resized_crop(image, boxes[row], self.shape)
@@ -402,6 +451,7 @@ class Pipeline:
         self.workers = workers
         self.processes = processes
         self.shard = shard
+        self._stream: _Stream | None = None
         self.augment = augment if train else Augment()
         self.builder = self.make_builder(split, shape, self.augment, mean, std)
         if train and self.steps_per_epoch() == 0:
@@ -450,18 +500,50 @@ class Pipeline:
         cut = Cut(order, self.batch_size, None)
         return cut(step * self.shard[1] + self.shard[0]).indices
 
-    def batches(self, epoch: int) -> grain.MapDataset:
-        """This shard's batches of `epoch`, as a grain dataset (computed when read): the
-        epoch's order cut into `batch_size` batches (`Cut`), every n-th from the i-th for shard
-        (i, n) (grain's slice), each built by one `BatchBuilder` call (grain's map)."""
+    def run_batches(self, epochs: int) -> grain.MapDataset:
+        """This shard's batches of epochs 0..`epochs`-1 back to back, as a grain dataset
+        (computed when read): batch ``e * steps_per_epoch + k`` is step k of epoch e
+        (`RunCut`), each built by one `BatchBuilder` call (grain's map)."""
         builder = self.builder
         if self.processes and self.workers:
             builder = _FlatErrors(builder)
         steps = self.steps_per_epoch()
-        index, shards = self.shard
-        cut = Cut(self.order(epoch), self.batch_size, self.augment_key(epoch))
-        tasks = grain.MapDataset.range(steps * shards).map(cut)
-        return tasks[index::shards].map(builder)
+        cut = RunCut(
+            self.seed,
+            len(self.split),
+            self.batch_size,
+            steps,
+            self.shard,
+            self.train,
+            self.augment.active,
+        )
+        return grain.MapDataset.range(epochs * steps).map(cut).map(builder)
+
+    def batches(self, epoch: int) -> grain.MapDataset:
+        """This shard's batches of `epoch`, as a grain dataset (computed when read): the
+        epoch's order cut into `batch_size` batches, every n-th from the i-th for shard
+        (i, n), each built by one `BatchBuilder` call."""
+        return self.run_batches(epoch + 1)[epoch * self.steps_per_epoch() :]
+
+    def keep_workers(self, epochs: int) -> None:
+        """Read the batches of the epochs before `epochs` (or, for evaluation, that many
+        passes) through one grain iterator, so that worker processes start once per run, not
+        once per epoch, and threads prefetch the next epoch's first batches while this one is
+        evaluated; `close` stops them. Reading `epoch(e, s)` out of turn starts a new one.
+        Without workers there is nothing to keep."""
+        self._stream = _Stream(self.run_batches(epochs), self._iterate) if self.workers else None
+
+    @property
+    def _spawned(self) -> bool:
+        return bool(self.processes and self.workers)
+
+    def close(self) -> None:
+        """Stop the workers `keep_workers` kept (nothing to do otherwise)."""
+        if self._stream is not None:
+            self._stream.close()
+            # grain's iterators hold their last shared-memory batches in reference cycles:
+            # collected now, their blocks are unlinked before exit rather than reported leaked
+            gc.collect()
 
     def epoch(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
         """Batches `start_step`.. of `epoch`, identical to the same steps of a full pass."""
@@ -471,12 +553,16 @@ class Pipeline:
                 f"cannot resume at step {start_step}: an epoch has {steps} steps "
                 f"(did batch_size or the data change since the checkpoint?)"
             )
+        if self._stream is not None:
+            if self.train:
+                return self._stream.take(epoch * steps + start_step, steps - start_step)
+            return self._stream.take_pass(steps, start_step)
         return self._iterate(self.batches(epoch)[start_step:])
 
     def _iterate(self, batches: grain.MapDataset) -> Iterator[Batch]:
         if not len(batches):
             return
-        if self.processes and self.workers:
+        if self._spawned:
             _allow_unparsed_flags()
             read = batches.to_iter_dataset(
                 grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)
@@ -494,6 +580,58 @@ class Pipeline:
             yield from iterator
         finally:
             iterator.close()
+
+
+class _Stream:
+    """One long-lived reader of a dataset of many epochs' batches (`Pipeline.keep_workers`):
+    it hands out runs of consecutive batches and keeps its iterator (and so grain's worker
+    processes) between them; a run that does not start where the last one stopped reopens it
+    there."""
+
+    def __init__(
+        self, batches: grain.MapDataset, iterate: Callable[[grain.MapDataset], Iterator[Batch]]
+    ) -> None:
+        self.batches = batches
+        self.iterate = iterate
+        self.reader: Iterator[Batch] | None = None
+        self.position = 0
+        """The run-wide number of the batch `reader` gives next."""
+        self.passes = 0
+        """Evaluation passes completed (`take_pass`)."""
+
+    def take(self, first: int, count: int) -> Iterator[Batch]:
+        """Batches `first`.. `first + count - 1` of the dataset (fewer past its end)."""
+        if self.reader is None or self.position != first:
+            self.close()
+            self.reader = self.iterate(self.batches[first:])
+            self.position = first
+        return self._read(count)
+
+    def take_pass(self, steps: int, start: int) -> Iterator[Batch]:
+        """The next evaluation pass's batches from `start` on (every pass is alike: after the
+        planned passes it begins again at the first)."""
+        planned = len(self.batches) // steps if steps else 0
+        if not planned:
+            return
+        yield from self.take(self.passes % planned * steps + start, steps - start)
+        self.passes += 1
+
+    def _read(self, count: int) -> Iterator[Batch]:
+        reader = self.reader
+        assert reader is not None
+        for _ in range(count):
+            batch = next(reader, None)
+            if batch is None:
+                return
+            self.position += 1
+            yield batch
+
+    def close(self) -> None:
+        if self.reader is not None:
+            close = getattr(self.reader, "close", None)
+            if close is not None:
+                close()
+            self.reader = None
 
 
 def _owned(batch: Batch) -> Batch:
@@ -521,5 +659,5 @@ def _check_arguments(
     index, count = shard
     if count < 1 or not 0 <= index < count:
         raise ValueError(f"shard must be (index, count) with 0 <= index < count, got {shard}")
-    if split.images is not None and split.images.shape[1:] != shape:
+    if split.images is not None and split.images.shape[3:] != shape[2:]:
         raise ValueError(f"images are {split.images.shape[1:]}, the model takes {shape}")

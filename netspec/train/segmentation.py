@@ -29,6 +29,7 @@ from flax import nnx
 from PIL import Image
 
 from ..errors import SpecError
+from ..remat import step_compiler_options
 from .steps import Steps, TrainState
 
 if TYPE_CHECKING:
@@ -142,7 +143,11 @@ def make_segmentation_steps(
         }
 
     return Steps(
-        train=jax.jit(train_step, donate_argnums=0 if donate else ()),
+        train=jax.jit(
+            train_step,
+            donate_argnums=0 if donate else (),
+            compiler_options=step_compiler_options(graphdef),
+        ),
         evaluate=jax.jit(eval_step),
         predict=jax.jit(logits_of),
     )
@@ -204,6 +209,7 @@ class PerPixel:
         seed: int = 0,
         workers: int = 0,
         shard: tuple[int, int] = (0, 1),
+        processes: bool = False,
     ) -> Pipeline:
         from .masks import MaskPipeline
         from .pipeline import Augment
@@ -220,6 +226,7 @@ class PerPixel:
             seed=seed,
             workers=workers,
             shard=shard,
+            processes=processes,
         )
 
     def steps(

@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from ..remat import step_compiler_options
+
 
 class TrainState(NamedTuple):
     """Everything that changes while training. `sums` are this epoch's running totals
@@ -121,7 +123,11 @@ def make_steps(
         }
 
     return Steps(
-        train=jax.jit(train_step, donate_argnums=0 if donate else ()),
+        train=jax.jit(
+            train_step,
+            donate_argnums=0 if donate else (),
+            compiler_options=step_compiler_options(graphdef),
+        ),
         evaluate=jax.jit(eval_step),
         predict=jax.jit(logits_of),
     )
