@@ -176,7 +176,10 @@ def run(job: dict) -> dict[str, Any]:
     """Train as `job` says (see end_to_end.py `make_job`); returns params and epoch records."""
     start = time.perf_counter()
     torch.manual_seed(job["seed"])
-    model = build(job["workload"], job["classes"])
+    # a GPU when there is one (channels-last, as PyTorch recommends for convolutions there)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    layout = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    model = build(job["workload"], job["classes"]).to(device, memory_format=layout)
     params = count(model)
     if params != job["expected_params"]:
         raise RuntimeError(
@@ -202,6 +205,8 @@ def run(job: dict) -> dict[str, Any]:
                 break
             stepped = time.perf_counter()
             wait += stepped - fetch
+            images = images.to(device, non_blocking=True, memory_format=layout)
+            labels = labels.to(device, non_blocking=True)
             outputs = model(images)
             loss = loss_of(outputs, labels, job["aux_weight"])
             optimizer.zero_grad(set_to_none=True)
@@ -219,6 +224,7 @@ def run(job: dict) -> dict[str, Any]:
         val_correct = val_seen = 0
         with torch.no_grad():
             for images, labels in val:
+                images, labels = images.to(device, memory_format=layout), labels.to(device)
                 val_correct += int((model(images).argmax(1) == labels).sum())
                 val_seen += len(labels)
         evaluated = time.perf_counter()
@@ -245,7 +251,8 @@ def run(job: dict) -> dict[str, Any]:
         last_end = now
     threads = torch.get_num_threads()
     return {
-        "label": f"torch {torch.__version__} eager, {threads} threads",
+        "label": f"torch {torch.__version__} eager, "
+        + (torch.cuda.get_device_name() if device.type == "cuda" else f"{threads} threads"),
         "params": params,
         "epochs": records,
     }

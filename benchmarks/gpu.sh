@@ -38,4 +38,9 @@ python3 benchmarks/techniques.py --model resnet50 --small-model resnet18_cifar -
     > "$out/techniques.md"
 python3 benchmarks/input_pipeline.py --images 2048 --batch 256 --workers 0 4 8 16 --processes --dtype bfloat16 \
     --models resnet50 googlenet > "$out/input_pipeline.md"
+# The whole training, end to end, against Keras fit and a PyTorch loop (issue 15, item 1).
+python3 benchmarks/end_to_end.py --workload folder --epochs 3 --rounds 2 --images 1024 \
+    --val-images 256 --batch 64 --workers 8 --write "$out/end_to_end_folder.md"
+python3 benchmarks/end_to_end.py --workload cifar --epochs 3 --rounds 2 --images 20000 \
+    --val-images 2000 --batch 256 --workers 8 --write "$out/end_to_end_cifar.md"
 ls -l "$out"
