@@ -484,10 +484,6 @@ class Pipeline:
             return epoch_order(self.seed, epoch, len(self.split))
         return np.arange(len(self.split))
 
-    def augment_key(self, epoch: int) -> int | None:
-        """The key of `epoch`'s augmentation draws; None when nothing is augmented."""
-        return epoch_seeds(self.seed, epoch)[1] if self.augment.active else None
-
     def draws(self, epoch: int, indices: np.ndarray, source_hw: Any) -> Draws:
         """The draws examples `indices` get in training epoch `epoch` (for tests and tools);
         `source_hw` (2,) or (n, 2) as in `draw_augmentations`."""
