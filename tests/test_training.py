@@ -383,13 +383,16 @@ def test_a_stop_after_a_given_step_resumes_exactly(finished_run, tiny_spec, tmp_
     assert records(run) == records(finished_run)
 
 
-def test_a_damaged_checkpoint_falls_back_to_the_previous_one(finished_run, tiny_spec, tmp_path):
+@pytest.mark.parametrize("part", ["train", "."], ids=["arrays", "every-file"])
+def test_a_damaged_checkpoint_falls_back_to_the_previous_one(
+    finished_run, tiny_spec, tmp_path, part
+):
     import shutil
 
     run = tmp_path / "damaged"
     shutil.copytree(finished_run, run)
     newest = run / "checkpoints" / str(max(step_folders(run)))
-    for path in (newest / "train").rglob("*"):
+    for path in (newest / part).rglob("*"):
         if path.is_file() and path.stat().st_size > 0:
             path.write_bytes(b"\0" * 7)
     result = netspec(
@@ -399,6 +402,36 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_one(finished_run, tiny_
     assert f"checkpoint {newest} is damaged" in result.stderr
     assert "using the previous one" in result.stderr
     assert [r["epoch"] for r in records(run)] == [1, 2, 3, 4, 5]
+
+
+def test_a_run_stopped_before_its_first_checkpoint_starts_again(finished_run, tiny_spec, tmp_path):
+    """A kill while the first (background) save is still being written leaves metrics but no
+    complete checkpoint: --resume starts the run again and ends where the reference did; a
+    run whose checkpoints are all damaged is still refused."""
+    import shutil
+
+    run = tmp_path / "early"
+    shutil.copytree(finished_run, run)
+    for step in step_folders(run):
+        shutil.rmtree(run / "checkpoints" / str(step))
+    metrics = run / "metrics.jsonl"
+    metrics.write_text("".join(metrics.read_text().splitlines(keepends=True)[:2]))
+    result = netspec("train", str(tiny_spec), "--out", str(run), "--resume", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "starting it again" in result.stderr
+    assert "resuming at epoch 1, step 0 of 25" in result.stderr
+    assert records(run) == records(finished_run)
+
+    for path in (run / "checkpoints").rglob("*"):
+        if path.is_file() and path.stat().st_size > 0:
+            path.write_bytes(b"\0" * 7)
+    metrics.write_text("".join(metrics.read_text().splitlines(keepends=True)[:2]))
+    before = metrics.read_bytes()
+    refused = netspec("train", str(tiny_spec), "--out", str(run), "--resume", "--no-progress")
+    assert refused.returncode == 2
+    assert "is damaged" in refused.stderr
+    assert "no usable checkpoint" in refused.stderr
+    assert (run / "metrics.jsonl").read_bytes() == before
 
 
 def legacy_layout(run: Path) -> None:

@@ -17,6 +17,7 @@ in that layout (`LegacyCheckpoints`).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import shutil
@@ -26,6 +27,8 @@ from typing import Any
 
 import jax
 import numpy as np
+
+from ..errors import SpecError
 
 log = logging.getLogger("netspec.train")
 
@@ -147,6 +150,30 @@ def _recover_replaced(directory: Path) -> None:
             aside.rename(target)
 
 
+DAMAGED_SUFFIX = ".damaged"
+"""`checkpoints.<step>.damaged`, beside the checkpoints folder: a step orbax cannot open."""
+
+
+def _set_aside_unreadable(directory: Path) -> list[tuple[Path, Path, Exception]]:
+    """Steps whose metrics record is not JSON (orbax reads every step's when it opens the
+    folder, and one bad file would stop it opening at all): each is moved beside the folder,
+    kept, not deleted. Returns (where it was, where it went, why) for each."""
+    moved = []
+    steps = [p for p in directory.iterdir() if p.name.isdigit()] if directory.is_dir() else []
+    for step in steps:
+        record = step / "metrics" / "metrics"  # orbax's JsonSave item `metrics`
+        if not record.is_file():
+            continue
+        try:
+            json.loads(record.read_bytes())
+        except (ValueError, OSError) as error:
+            target = directory.parent / f"{directory.name}.{step.name}{DAMAGED_SUFFIX}"
+            shutil.rmtree(target, ignore_errors=True)
+            step.rename(target)
+            moved.append((step, target, error))
+    return moved
+
+
 class Checkpoints:
     """`run_dir/checkpoints/<step>`: the two newest and the best-scoring checkpoint. A run in
     the earlier layout (`checkpoints/latest`, `checkpoints/best`) opens as a
@@ -170,11 +197,21 @@ class Checkpoints:
                 policies.BestN(get_metric_fn=rank, n=1, keep_checkpoints_without_metrics=False),
             ]
         )
-        _recover_replaced((Path(run_dir) / "checkpoints").absolute())
-        self.manager = ocp.CheckpointManager(
-            (Path(run_dir) / "checkpoints").absolute(),
-            options=_options(preservation_policy=keep, best_fn=rank, best_mode="max"),
-        )
+        root = (Path(run_dir) / "checkpoints").absolute()
+        _recover_replaced(root)
+        self.set_aside = _set_aside_unreadable(root)
+        """Damaged steps moved beside the folder, reported by the next `restore`."""
+        try:
+            self.manager = ocp.CheckpointManager(
+                root, options=_options(preservation_policy=keep, best_fn=rank, best_mode="max")
+            )
+        except Exception as error:  # damage orbax trips on while listing the steps
+            raise SpecError(
+                f"the checkpoints cannot be opened ({type(error).__name__}: "
+                f"{str(error).splitlines()[0][:160] if str(error) else 'no detail'})",
+                path=str(root),
+                hint="move the damaged step folders out of it, or start again with --overwrite",
+            ) from None
         self.writer = _Writer(self.manager)
 
     def save(
@@ -205,6 +242,9 @@ class Checkpoints:
         `like` a (params, rest) pair. None if there is none; a damaged one is reported through
         `report` and the previous one used."""
         self.writer.finish()
+        for where, moved_to, error in self.set_aside:
+            report(f"{damaged(where, error)}; it was moved to {moved_to}")
+        self.set_aside = []
         steps = sorted(self.manager.all_steps(), reverse=True)
         if best:
             first = self.manager.best_step()
@@ -233,6 +273,17 @@ class Checkpoints:
             state = tuple(values[name] for name in MODEL_FIELDS) if best else type(like)(**values)
             return state, dict(restored[RECORD_ITEM])
         return None
+
+    def saved_any(self) -> bool:
+        """Whether any checkpoint was completed (a damaged one counts); false when the run
+        stopped before its first save finished."""
+        self.writer.finish()
+        return bool(self.manager.all_steps()) or bool(self.damaged_aside())
+
+    def damaged_aside(self) -> list[Path]:
+        """The damaged steps moved beside the checkpoints folder, now or before."""
+        root = Path(self.manager.directory)
+        return sorted(root.parent.glob(f"{root.name}.*{DAMAGED_SUFFIX}"))
 
     def close(self) -> None:
         """Wait for the last save to complete, then release orbax's threads."""
@@ -303,6 +354,12 @@ class LegacyCheckpoints(Checkpoints):
                 self.best_score = float(record.get("best", -math.inf))
             return from_storable(restored["state"], like), record
         return None
+
+    def saved_any(self) -> bool:
+        """As `Checkpoints.saved_any`."""
+        for writer in self.writers.values():
+            writer.finish()
+        return bool(self.latest.all_steps() or self.best.all_steps())
 
     def close(self) -> None:
         for writer in self.writers.values():

@@ -674,18 +674,26 @@ def fit(prepared: PreparedRun) -> dict[str, Any]:
     epoch, start_step, best = 0, 0, -1.0
     if options.resume:
         restored = checkpoints.restore(state, report=say)
-        if restored is None:
+        if restored is None and not checkpoints.saved_any():
+            # stopped before its first checkpoint was complete: the run starts again
+            say("no checkpoint was complete when the run stopped: starting it again")
+        elif restored is None:
+            aside = checkpoints.damaged_aside()
+            checkpoints.close()
             raise SpecError(
                 "no usable checkpoint to resume from",
                 path=str(out),
                 hint=f"the checkpoints may not fit what changed ({'; '.join(changes)}): resume "
                 f"with the run's own spec and options, netspec train --resume {out}"
                 if changes
+                else f"damaged checkpoints, kept aside: {', '.join(p.name for p in aside)}"
+                if aside
                 else None,
             )
-        state, record = restored
-        state = parallel.replicate(state)
-        epoch, start_step, best = record["epoch"], record["step_in_epoch"], record["best"]
+        else:
+            state, record = restored
+            state = parallel.replicate(state)
+            epoch, start_step, best = record["epoch"], record["step_in_epoch"], record["best"]
         metrics.truncate_to(epoch)
         say(f"resuming at epoch {epoch + 1}, step {start_step} of {steps_per_epoch}")
     # After a resume, TensorBoard hides the crashed run's later steps (purge_step).
