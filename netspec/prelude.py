@@ -71,6 +71,7 @@ def preamble(graph: Graph, standalone: bool) -> str:
                 "network classes follow them.\n"
             ),
             "",
+            "import functools",
             "import math  # noqa: F401 (expressions may use math.ceil / math.floor)",
             "import re",
             "from collections.abc import Sequence",
