@@ -7,6 +7,7 @@ such as `list[union[int,str]]`) never reach the user.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -103,13 +104,25 @@ def describe_problem(
     return f"must be {expected}, got {short(value)}", hint_for(value, problems)
 
 
+YAML_WORDS = {"False": "false", "True": "true", "None": "null"}
+"""Python's spelling of an unquoted literal in pydantic's `expected`, and the YAML one."""
+
+
+def expected_words(problem: Any) -> str:
+    """A literal error's allowed values as a user writes them in YAML: `'rows'` as rows,
+    Python's `False` as false."""
+    expected = str((problem.get("ctx") or {}).get("expected", ""))
+    words = re.sub(r"(?<!')\b(False|True|None)\b(?!')", lambda m: YAML_WORDS[m[1]], expected)
+    return words.replace("'", "")
+
+
 def phrase(problem: Any) -> str:
     """What one pydantic error says was expected, in plain words."""
     kind = problem["type"]
     if kind in TYPE_WORDS:
         return TYPE_WORDS[kind]
     if kind == "literal_error":
-        return "one of " + (problem.get("ctx") or {}).get("expected", "").replace("'", "")
+        return "one of " + expected_words(problem)
     return clean(problem["msg"])
 
 
@@ -120,10 +133,7 @@ def hint_for(value: Any, problems: list[Any]) -> str | None:
         words = [
             w.strip()
             for e in problems
-            for w in str((e.get("ctx") or {}).get("expected", ""))
-            .replace("'", "")
-            .replace(" or ", ",")
-            .split(",")
+            for w in expected_words(e).replace(" or ", ",").split(",")
             if w.strip()
         ]
         if words:

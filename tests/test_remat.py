@@ -214,3 +214,23 @@ def test_bench_and_train_take_remat(tiny, tmp_path, capsys, monkeypatch):
     assert code == 0, err
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["training"]["remat"] == "blocks"
+
+
+def test_remat_true_means_blocks_and_a_wrong_word_is_told_in_yaml():
+    from netspec.errors import SpecError
+    from netspec.load import load_yaml
+    from netspec.train.config import load_training_config
+
+    def remat(word: str):
+        return load_training_config(load_yaml(f"training:\n  remat: {word}\n", "s.yaml")).remat
+
+    assert remat("true") == "blocks"
+    assert remat("false") is False
+    assert remat("rows") == "rows"
+    with pytest.raises(SpecError) as caught:
+        remat("row")
+    message = str(caught.value)
+    assert "s.yaml:2:10" in message
+    assert "one of false, rows or blocks" in message
+    assert "False" not in message
+    assert "did you mean 'rows'" in message

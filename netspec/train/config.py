@@ -18,6 +18,7 @@ from pydantic import (
     StrictBool,
     ValidationError,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -196,8 +197,14 @@ class TrainingConfig(Strict):
         False,
         description="recompute activations in the backward pass instead of keeping them (less "
         "memory, about one more forward pass of compute): blocks: each row that is a block "
-        "(each repetition of a repeat= row); rows: every row; false: off",
+        "(each repetition of a repeat= row); rows: every row; true: blocks; false: off",
     )
+
+    @field_validator("remat", mode="before")
+    @classmethod
+    def _remat_true_means_blocks(cls, value: Any) -> Any:
+        return "blocks" if value is True else value
+
     seed: Integer = 0
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
