@@ -70,7 +70,7 @@ def test_cifar_files_read_back_by_netspec(cifar) -> None:
 
 def test_netspec_options_match_the_others(cifar) -> None:
     from netspec.train.config import load_training_config, split_overrides
-    from netspec.train.loop import read_spec_data
+    from netspec.train.rundir import read_spec_data
 
     for workload in ("cifar", "folder"):
         overrides = end_to_end.netspec_overrides(job(cifar[0], workload=workload))

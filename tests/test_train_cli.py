@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 from netspec.cli import main
-from netspec.train.loop import SAMPLES_MAX, Announced, sample_indices
+from netspec.train.console import Announced
+from netspec.train.samples import SAMPLES_MAX, sample_indices
 
 from .conftest import ROOT, SPECS
 

@@ -140,7 +140,7 @@ def _find_source(source: str | Path, overrides: Any) -> _Source:
 
     path = Path(source)
     if path.is_dir():
-        from ..train.loop import load_config
+        from ..train.rundir import load_config
 
         if overrides:
             raise SpecError(

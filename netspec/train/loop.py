@@ -1,11 +1,9 @@
-"""`netspec train`: the training loop, its run directory, resume and fault handling."""
+"""`netspec train`: preparing a run, the training loop, resume and fault handling."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import signal
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,7 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SpecError
-from ..load import YamlMap
+from .console import Announced, Progress, notice, say, say_skipped, summary_line
+from .rundir import check_run_dir, claim_run_dir, read_spec_data, run_name
+from .samples import save_samples
 
 if TYPE_CHECKING:
     from ..compiled import Compiled
@@ -91,115 +91,6 @@ class SignalFlag:
             signal.signal(number, handler)
 
 
-def notice(text: str) -> None:
-    """A line on stderr from a signal handler: written straight to the file descriptor (the
-    handler may interrupt a `print`, whose buffer is not reentrant; `say` flushes every
-    line), over a progress bar's line on a terminal (the bar redraws below it)."""
-    import contextlib
-    import os
-
-    clear = "\r\x1b[2K" if os.isatty(2) else ""
-    with contextlib.suppress(OSError):
-        os.write(2, f"{clear}{text}\n".encode(errors="replace"))
-
-
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-RUNS = Path("runs")
-"""Where a run without --out goes: `runs/<spec name>`, then `runs/<spec name>_2`, `_3`, ..."""
-
-
-def check_run_dir(options: TrainOptions) -> None:
-    """Refuse to overwrite an earlier run unless resuming it or told to (checks only)."""
-    out = options.out
-    if out is None:
-        if options.resume:
-            name = run_name(read_spec_data(options.spec), options.spec)
-            earlier = numbered_runs(name)
-            raise SpecError(
-                "--resume continues a run: say which one",
-                hint="netspec train --resume RUN (its own spec), or add --out RUN"
-                + (f"; runs of {name}: {', '.join(map(str, earlier))}" if earlier else ""),
-            )
-        return
-    if out.exists() and not out.is_dir():
-        raise SpecError("exists and is not a folder", path=str(out))
-    has_run = (out / "checkpoints").exists() or (out / "metrics.jsonl").exists()
-    if has_run and options.overwrite and not options.resume:
-        if not (out / "config.json").exists():
-            raise SpecError("does not look like a netspec run; not deleting it", path=str(out))
-        return
-    if has_run and not options.resume:
-        raise SpecError(
-            "already holds a training run",
-            path=str(out),
-            hint="add --resume to continue it, --overwrite to replace it, or choose another --out",
-        )
-    if options.resume and not has_run:
-        raise SpecError(
-            "holds no training run to resume", path=str(out), hint="drop --resume to start one here"
-        )
-
-
-def claim_run_dir(options: TrainOptions, name: str) -> None:
-    """Once the spec, options and data have passed: replace an old run if asked, create it;
-    without --out, create the first free numbered folder for the spec `name` (`new_run_dir`)
-    and set `options.out` to it."""
-    out = options.out
-    if out is None:
-        options.out = new_run_dir(name)
-        return
-    if options.overwrite and not options.resume and (out / "config.json").exists():
-        import shutil
-
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-
-
-def run_name(spec_data: Mapping[str, Any], spec: str) -> str:
-    """A spec's name as a folder name: its `name:`, else its file's stem."""
-    import re
-
-    name = spec_data.get("name")
-    if not isinstance(name, str) or not name.strip():
-        name = Path(spec).stem
-    return re.sub(r"[^\w.-]+", "_", name.strip()).strip("._") or "run"
-
-
-def numbered_runs(name: str, root: Path = RUNS) -> list[Path]:
-    """The existing `root/<name>`, `root/<name>_2`, ... in number order."""
-    import re
-
-    pattern = re.compile(rf"{re.escape(name)}(?:_(\d+))?")
-    found = []
-    if root.is_dir():
-        for path in root.iterdir():
-            match = pattern.fullmatch(path.name)
-            if match and path.is_dir():
-                found.append((int(match.group(1) or 1), path))
-    return [path for _, path in sorted(found)]
-
-
-def new_run_dir(name: str, root: Path = RUNS) -> Path:
-    """Create and return the first of `root/<name>`, `root/<name>_2`, `root/<name>_3`, ...
-    that does not exist (created with `mkdir`, so two runs starting together get two)."""
-    number = 1
-    while True:
-        path = root / (name if number == 1 else f"{name}_{number}")
-        try:
-            path.mkdir(parents=True)
-        except FileExistsError:
-            number += 1
-            continue
-        except OSError as error:
-            raise SpecError(
-                f"cannot create the run directory: {error.strerror}", path=str(path)
-            ) from None
-        return path
-
-
 @dataclass(frozen=True)
 class PerImage:
     """One label per image (a classifier): what `fit` asks its task for. The per-pixel
@@ -273,17 +164,6 @@ class PreparedRun:
     """`--init-from`'s weights, checked against the network (`check_weights`)."""
     batch_size_auto: dict[str, Any] | None = None
     """How `training.batch_size: auto` chose the batch (`autobatch.settle`; config.json)."""
-
-
-def read_spec_data(spec: str) -> YamlMap:
-    """The spec's YAML tree, for its `training:` section and `vars` (no checks: compiling the
-    spec reports its errors; a file that is not a mapping reads as an empty one)."""
-    from ..load import load_yaml
-    from ..specfile import read_source
-
-    filename, data = read_source(spec)
-    tree = load_yaml(data, filename)
-    return tree if isinstance(tree, YamlMap) else YamlMap()
 
 
 def class_count_variables(
@@ -391,22 +271,6 @@ def saved_training(config: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(optimizer, Mapping) and isinstance(optimizer.get("options"), Mapping):
         training["optimizer"] = {"name": optimizer.get("name"), **optimizer["options"]}
     return training
-
-
-SHOWN_SKIPPED = 20
-"""At most this many skipped files are listed on the terminal (config.json has them all)."""
-
-
-def say_skipped(skipped: list[str], what: str) -> None:
-    """Name each file `--skip-bad-images` left out, with why ("path: reason")."""
-    if not skipped:
-        return
-    count = len(skipped)
-    say(f"skipped {count} unreadable {what}{'s' if count > 1 else ''} (--skip-bad-images):")
-    for line in skipped[:SHOWN_SKIPPED]:
-        say(f"  {line}")
-    if count > SHOWN_SKIPPED:
-        say(f"  ... and {count - SHOWN_SKIPPED} more (all in config.json)")
 
 
 def per_pixel_output(compiled: Compiled) -> bool:
@@ -840,45 +704,6 @@ def train_out_of_memory(
     return out_of_memory(error, batch, needed, available, smaller, extra=extra)
 
 
-class Announced:
-    """A jitted step whose first call compiles it ahead of time (`lower(...).compile()`, which
-    the jitted function then reuses), saying so before and how long it took after: the first
-    step of a large network compiles for many seconds."""
-
-    def __init__(self, step: Any, what: str) -> None:
-        self.step = step
-        self.what = what
-        self.seconds = 0.0
-        """How long compiling took (0 before the first call)."""
-        self.args: tuple[Any, ...] | None = None
-        """The first call's arguments (to compile the step at other batch sizes)."""
-        self.compiled: Any = None
-        """The compiled step (its `memory_analysis()`), once compiled."""
-
-    def __call__(self, *args: Any) -> Any:
-        lower = getattr(self.step, "lower", None)
-        if not self.seconds and lower is not None:
-            say(f"compiling the {self.what} step...")
-            started = time.perf_counter()
-            self.args = shapes_of(args)
-            self.compiled = lower(*args).compile()
-            self.seconds = max(time.perf_counter() - started, 1e-9)
-            say(f"compiled in {self.seconds:.1f} s")
-        return self.step(*args)
-
-
-def shapes_of(tree: Any) -> Any:
-    """`tree` with its arrays as shapes and dtypes (a donated buffer is gone after the step)."""
-    import jax
-
-    return jax.tree_util.tree_map(
-        lambda leaf: (
-            jax.ShapeDtypeStruct(leaf.shape, leaf.dtype) if hasattr(leaf, "dtype") else leaf
-        ),
-        tree,
-    )
-
-
 class Pace:
     """Keeps the host at most one step ahead of the device. JAX dispatches steps
     asynchronously: unchecked, the loop queues steps as fast as the data comes, and a stop
@@ -908,49 +733,6 @@ class Pace:
             jax.block_until_ready(self.pending)
             self.slow = time.perf_counter() - started > self.SLOW
         self.pending = None if self.slow else marker
-
-
-SAMPLES = 16
-"""About how many validation images `samples/` gets: whole rounds of one image per class."""
-SAMPLES_MAX = 32
-"""At most this many (with more classes, the first `SAMPLES_MAX` classes have one each)."""
-
-
-def sample_indices(labels: Any, classes: int) -> list[int]:
-    """Validation images for `samples/`, round-robin over the classes in label order: the
-    first image of each class, then the second, ... for `max(1, SAMPLES // classes)` rounds
-    (at most `SAMPLES_MAX` images; a class with fewer images gives what it has)."""
-    import numpy as np
-
-    labels = np.asarray(labels)
-    by_class = [np.flatnonzero(labels == label).tolist() for label in range(classes)]
-    chosen: list[int] = []
-    for round_ in range(max(1, SAMPLES // max(classes, 1))):
-        for indices in by_class:
-            if round_ < len(indices) and len(chosen) < SAMPLES_MAX:
-                chosen.append(indices[round_])
-    return chosen
-
-
-def save_samples(split: Any, class_names: list[str], folder: Path) -> None:
-    """A few validation images of each class as files named `<n>_<class>` (`samples/0_cat.png`,
-    `samples/1_dog.png`, ...: `sample_indices`' order), to try `netspec predict` on."""
-    import re
-    import shutil
-
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for number, index in enumerate(sample_indices(split.labels, len(class_names))):
-        label = re.sub(r"[^\w.-]+", "_", class_names[int(split.labels[index])]) or "class"
-        name = f"{number}_{label}"
-        if split.images is not None:
-            pixels = split.images[index]
-            image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
-            image.save(folder / f"{name}.png")
-        else:
-            source = Path(split.paths[index])
-            shutil.copyfile(source, folder / f"{name}{source.suffix.lower()}")
 
 
 def init_record(init: Initialisation) -> dict[str, Any]:
@@ -1014,70 +796,3 @@ def evaluate(steps: Any, params: Any, rest: Any, data: Any, parallel: Any) -> di
         "acc": float(totals["correct"]) / count,
         "top5": float(totals["top5"]) / count,
     }
-
-
-def summary_line(record: dict[str, Any], epochs: int) -> str:
-    top5 = f" top5 {record['val_top5']:.2%}" if "val_top5" in record else ""
-    return (
-        f"epoch {record['epoch']}/{epochs}: loss {record['train_loss']:.4f} "
-        f"acc {record['train_acc']:.2%} | val loss {record['val_loss']:.4f} "
-        f"acc {record['val_acc']:.2%}{top5} | lr {record['lr']:.3g} | "
-        f"{record['images_per_sec']:,.0f} img/s, {record['seconds']:.1f}s"
-    )
-
-
-class Progress:
-    """A rich progress bar per epoch on stderr (when it is a terminal); updates at most 4 times
-    a second. `close` stops it (a transient bar: its line is cleared)."""
-
-    def __init__(self, epoch: int, epochs: int, total: int, enabled: bool, start: int = 0) -> None:
-        self.started = time.perf_counter()
-        self.start = start
-        """The step the epoch resumes after (0: its beginning)."""
-        self.last = 0.0
-        self.bar = None
-        if enabled and sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
-            from rich.progress import Progress as RichProgress
-
-            self.bar = RichProgress(
-                TextColumn(f"epoch {epoch + 1}/{epochs}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.description}"),
-                TimeRemainingColumn(),
-                transient=True,
-                console=Console(stderr=True),
-            )
-            self.bar.start()
-            self.task = self.bar.add_task("", total=total, completed=start)
-
-    def due(self) -> bool:
-        return self.bar is not None and time.perf_counter() - self.last > 0.25
-
-    def update(self, step: int, sums: dict[str, Any], batch: int, paused: float = 0.0) -> None:
-        """Show `step` and the running loss and accuracy; the rate leaves out `paused`
-        seconds (compiling)."""
-        self.last = time.perf_counter()
-        if self.bar is None:
-            return
-        count = max(float(sums["count"]), 1.0)
-        rate = (step - self.start) * batch / max(self.last - self.started - paused, 1e-9)
-        text = (
-            f"loss {float(sums['loss']) / count:.4f} acc {float(sums['correct']) / count:.2%}"
-            f" {rate:,.0f} img/s"
-        )
-        self.bar.update(self.task, completed=step, description=text)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-            self.bar = None
-
-
-def load_config(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "config.json"
-    if not path.exists():
-        raise SpecError("is not a training run (no config.json)", path=str(run_dir))
-    return json.loads(path.read_text(encoding="utf-8"))

@@ -333,7 +333,7 @@ def evaluate_masks(
     Writes ``metrics.json`` and ``confusion_matrix.png`` (pixel counts) like a classifier's
     eval."""
     from .artifacts import plot_confusion_matrix, save_json
-    from .loop import say
+    from .console import say
     from .masks import SHAPES, MaskEvalSet, MaskPipeline, load_mask_eval_set, load_masks
     from .use import OWN_SPLIT_NAME, _eval_folder, _same_source
 

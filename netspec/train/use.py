@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import SpecError
-from .loop import broadcast, load_config, say
+from .console import say
+from .loop import broadcast
+from .rundir import load_config
 
 if TYPE_CHECKING:
     from .datasets import EvalSet
