@@ -214,3 +214,81 @@ def test_the_schema_and_the_command_line_take_auto():
 
     assert not errors("auto") and errors("big") and errors("0")
     assert TrainingConfig.model_validate({"batch_size": "auto"}).batch_size == "auto"
+
+
+TWO_DEVICES = """
+import json, sys
+import jax, jax.numpy as jnp, numpy as np, optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from netspec import memory
+from netspec.compiled import compile_with
+from netspec.memory import FITS_SHARE, step_memory
+from netspec.train import autobatch
+from netspec.train.config import TrainingConfig
+from netspec.train.loop import PerImage
+from netspec.train.steps import initial_state, make_steps
+
+spec = sys.argv[1]
+compiled = compile_with(spec, [])
+mesh = Mesh(np.array(jax.devices()), ("data",))
+copies = NamedSharding(mesh, PartitionSpec())
+split = NamedSharding(mesh, PartitionSpec("data"))
+
+def peak(per_device, sharded=True):
+    # the reference: the step made here from optax and make_steps, compiled over both
+    # devices as data parallel runs it (or on one), its per-device peak
+    tx = optax.sgd(0.05, momentum=0.9)
+    model = compiled.build(seed=0)
+    graphdef, state = initial_state(model, tx)
+    steps = make_steps(graphdef, tx, model.loss_weights, 0.0)
+    batch = per_device * (2 if sharded else 1)
+    where = dict(sharding=split) if sharded else {}
+    kept = dict(sharding=copies) if sharded else {}
+    state = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, **kept), state)
+    args = [jax.ShapeDtypeStruct((batch, *compiled.graph.input_shape), jnp.float32, **where),
+            jax.ShapeDtypeStruct((batch,), jnp.int32, **where),
+            jax.ShapeDtypeStruct((batch,), jnp.float32, **where)]
+    return step_memory(steps.train.lower(state, *args).compile()).peak_bytes
+
+usable = (peak(64) + peak(128)) / 2
+limit = int(usable / FITS_SHARE)
+memory.device_memory = lambda device=None: limit
+config = TrainingConfig.model_validate(
+    {"optimizer": {"name": "sgd", "momentum": 0.9}, "learning_rate": 0.05, "batch_size": "auto"}
+)
+chosen = autobatch.choose(compiled, config, PerImage(10), train_size=100_000, devices=2)
+print(json.dumps({
+    "per_device": chosen.per_device, "batch": chosen.batch,
+    "fits": peak(chosen.per_device) <= FITS_SHARE * limit < peak(2 * chosen.per_device),
+    "one_device_would_take": max(b for b in (64, 128, 256, 512) if peak(b, False) <= usable),
+}))
+"""
+
+
+def test_on_two_devices_the_all_reduce_counts(tmp_path):
+    """Data parallel over two (host) devices: auto measures the step as it runs, sharded, so the
+    gradient all-reduce's buffers count; one device's analysis would choose a larger batch."""
+    import os
+    import subprocess
+    import sys
+
+    spec = tmp_path / "dense.yaml"
+    spec.write_text(DENSE)
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    result = subprocess.run(
+        [sys.executable, "-c", TWO_DEVICES, str(spec)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found == {
+        "per_device": 64,
+        "batch": 128,
+        "fits": True,
+        "one_device_would_take": found["one_device_would_take"],
+    }
+    assert found["one_device_would_take"] > 64

@@ -14,9 +14,11 @@ of up to thirteen). No refinement between powers of two: at most half the memory
 and the batch stays a size that accelerators tile well and that the usual learning-rate recipes
 assume.
 
-With several devices the step is measured on one device and the global batch is that size times
-the device count (data parallel: parameters replicated, the batch split); a multi-process run
-needs a number. A resumed run keeps the batch it chose (config.json's `training.batch_size`).
+With several devices the step is compiled as it runs, data parallel over all of them
+(parameters replicated, the batch split, the gradient all-reduce included), and its peak per
+device decides; the global batch is the per-device size times the device count. A
+multi-process run needs a number. A resumed run keeps the batch it chose (config.json's
+`training.batch_size`).
 """
 
 from __future__ import annotations
@@ -202,8 +204,12 @@ def largest_fitting(measure: Measure, usable: int, cap: int) -> tuple[int, dict[
     return fitting, peaks
 
 
-def step_measure(compiled: Compiled, config: TrainingConfig, task: Any) -> Measure:
-    """XLA's memory analysis of the run's train step at a batch size, compiled and not run.
+def step_measure(
+    compiled: Compiled, config: TrainingConfig, task: Any, devices: int = 1
+) -> Measure:
+    """XLA's memory analysis of the run's train step at a per-device batch size, compiled and
+    not run; with `devices` > 1, the step over the first `devices` devices as `Parallel` runs
+    it (state replicated, the batch split on `data`), whose analysis is per device.
     The step is made as `loop.fit` makes it: the config's optimizer (with frozen groups), the
     compiled spec's dtype and remat, batch norm frozen in frozen rows, the auxiliary heads'
     weights, `task`'s steps and sums (per image or per pixel); the state is shapes only. The
@@ -237,11 +243,29 @@ def step_measure(compiled: Compiled, config: TrainingConfig, task: Any) -> Measu
     steps = task.steps(made["graphdef"], tx, made["weights"], config.label_smoothing)
     label_tail = tuple(getattr(task, "label_shape", ())) if task.per_pixel else ()
     input_shape = tuple(compiled.graph.input_shape)
+    split: Any = None
+    if devices > 1:
+        import numpy as np
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+        mesh = Mesh(np.array(jax.devices()[:devices]), ("data",))
+        copies, split = (
+            NamedSharding(mesh, PartitionSpec()),
+            NamedSharding(mesh, PartitionSpec("data")),
+        )
+        state = jax.tree.map(
+            lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=copies), state
+        )
 
     def measure(batch: int) -> StepMemory | None:
-        images = jax.ShapeDtypeStruct((batch, *input_shape), jnp.float32)
-        labels = jax.ShapeDtypeStruct((batch, *label_tail), jnp.int32)
-        mask = jax.ShapeDtypeStruct((batch,), jnp.float32)
+        total = batch * devices
+
+        def shaped(shape: tuple[int, ...], dtype: Any) -> Any:
+            return jax.ShapeDtypeStruct((total, *shape), dtype, sharding=split)
+
+        images = shaped(input_shape, jnp.float32)
+        labels = shaped(label_tail, jnp.int32)
+        mask = shaped((), jnp.float32)
         try:
             found = step_memory(steps.train.lower(state, images, labels, mask).compile())
         except Exception as error:
@@ -283,7 +307,8 @@ def choose(
         if train_size < MAX_AUTO_BATCH
         else f"at most {MAX_AUTO_BATCH}"
     )
-    per_device, peaks = largest_fitting(step_measure(compiled, config, task), usable, cap)
+    measure = step_measure(compiled, config, task, devices)
+    per_device, peaks = largest_fitting(measure, usable, cap)
     if per_device < 1:
         one = peaks.get(1)
         needs = (
