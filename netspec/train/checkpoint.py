@@ -168,8 +168,14 @@ def _set_aside_unreadable(directory: Path) -> list[tuple[Path, Path, Exception]]
             json.loads(record.read_bytes())
         except (ValueError, OSError) as error:
             target = directory.parent / f"{directory.name}.{step.name}{DAMAGED_SUFFIX}"
-            shutil.rmtree(target, ignore_errors=True)
-            step.rename(target)
+            copy = 1
+            while target.exists():  # an earlier damaged save of this step: keep both
+                copy += 1
+                target = target.with_name(f"{directory.name}.{step.name}.{copy}{DAMAGED_SUFFIX}")
+            try:
+                step.rename(target)
+            except FileNotFoundError:  # another process of the run moved it first
+                continue
             moved.append((step, target, error))
     return moved
 
