@@ -7,10 +7,12 @@ For every distinct convolution of the spec (input size, channels, kernel, stride
 netspec's analysis), one jitted JAX function computes the convolution and both of its
 gradients (input and kernel) for a given output gradient, and the same in PyTorch
 (`conv2d` then `backward`); likewise each batch norm (training mode) with the ReLU after it,
-and each max pooling; the two alternate, and the table gives each one's median
-milliseconds, the count of such convolutions in the network, and the totals: how much of the
-step's gap to PyTorch the convolutions account for. Padding is symmetric (kernel // 2) in
-both, float32, NHWC for JAX and NCHW for PyTorch (each framework's CPU layout).
+and each max pooling (twice: netspec's, whose gradient is its own masked strided adds, and
+`reduce_window` differentiated by XLA, a select-and-scatter); the two frameworks alternate,
+and the table gives each one's median milliseconds, the count of such convolutions in the
+network, and the totals: how much of the step's gap to PyTorch each kind accounts for.
+Padding is symmetric (kernel // 2) in both, float32, NHWC for JAX and NCHW for PyTorch
+(each framework's CPU layout).
 """
 
 from __future__ import annotations
@@ -42,9 +44,13 @@ def conv_shapes(spec: str) -> Counter:
     return found
 
 
+XLA_MAXPOOL = "maxpool, XLA's gradient"
+
+
 def other_shapes(spec: str) -> Counter:
-    """("maxpool", H, W, C, kernel, stride) of each max pooling and ("bn+relu", H, W, C, 0, 0)
-    of each batch norm, counted (its input's size)."""
+    """("maxpool", H, W, C, kernel, stride) of each max pooling (and the same key under
+    "maxpool, XLA's gradient") and ("bn+relu", H, W, C, 0, 0) of each batch norm, counted (its
+    input's size)."""
     import netspec
 
     compiled = netspec.compile(spec)
@@ -55,6 +61,7 @@ def other_shapes(spec: str) -> Counter:
         if node.op == "maxpool":
             kernel, stride = node.attrs["kernel"][0], node.attrs["stride"][0]
             found[("maxpool", height, width, channels, kernel, stride)] += 1
+            found[(XLA_MAXPOOL, height, width, channels, kernel, stride)] += 1
         elif node.op == "batchnorm":
             found[("bn+relu", height, width, channels, 0, 0)] += 1
     return found
@@ -78,14 +85,22 @@ def jax_other_timer(batch: int, key: tuple) -> Any:
     import jax
     import jax.numpy as jnp
 
+    from netspec.flax_layers import _max_pool
+
     kind, height, width, channels, kernel, stride = key
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.standard_normal((batch, height, width, channels), np.float32))
     scale, shift = jnp.ones(channels), jnp.zeros(channels)
 
+    pad = ((0, 0), (kernel // 2, kernel // 2), (kernel // 2, kernel // 2), (0, 0))
+    out_hw = tuple(
+        (size + 2 * (kernel // 2) - kernel) // max(stride, 1) + 1 for size in (height, width)
+    )
+
     def forward(x: Any, scale: Any, shift: Any) -> Any:
         if kind == "maxpool":
-            pad = ((0, 0), (kernel // 2, kernel // 2), (kernel // 2, kernel // 2), (0, 0))
+            return _max_pool(x, (kernel, kernel), (stride, stride), pad, out_hw)
+        if kind == XLA_MAXPOOL:
             window, strides = (1, kernel, kernel, 1), (1, stride, stride, 1)
             return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, window, strides, pad)
         mean = x.mean((0, 1, 2))
@@ -113,7 +128,7 @@ def torch_other_timer(batch: int, key: tuple) -> Any:
     shift = torch.zeros(channels, requires_grad=True)
 
     def forward() -> Any:
-        if kind == "maxpool":
+        if kind.startswith("maxpool"):
             return F.max_pool2d(x, kernel, stride, padding=kernel // 2)
         return F.relu(F.batch_norm(x, None, None, scale, shift, training=True, eps=1e-3))
 
